@@ -1,0 +1,145 @@
+// SPDX-License-Identifier: MIT
+#include "ism/device/ism_device.hpp"
+
+#include <gtest/gtest.h>
+
+#include "unit/libism/device/fake_ism_file.hpp"
+
+namespace {
+
+using ism::device::IsmDevice;
+using ism::testing::be;
+using ism::testing::FakeIsmFile;
+using ism::testing::put;
+
+class IsmInterrupts : public ::testing::Test {
+protected:
+    void SetUp() override
+    {
+        auto file = std::make_unique<FakeIsmFile>();
+        file_ = file.get();
+        auto dev = IsmDevice::open(std::move(file));
+        ASSERT_TRUE(dev);
+        dev_ = std::move(*dev);
+        sba_ = file_->dma_at(be(file_->commands.at(0).payload.data(), 8));
+        ieq_ = file_->dma_at(be(file_->commands.at(1).payload.data(), 8));
+        ASSERT_NE(sba_, nullptr);
+        ASSERT_NE(ieq_, nullptr);
+    }
+
+    // What the device does on a store with the signal flag (ism-device.md 1.6, 1.7).
+    void device_signals(uint32_t k, uint16_t dmbe_mask)
+    {
+        sba_[4 + k / 8] |= static_cast<std::byte>(0x80U >> (k % 8));
+        const uint16_t old = static_cast<uint16_t>(be(sba_ + 256 + 2 * k, 2));
+        put(sba_ + 256 + 2 * k, 2, old | dmbe_mask);
+        sba_[0] |= std::byte{0x80};
+    }
+
+    // What the device does to queue an event (1.8): entry first, then the index.
+    void device_queues(uint32_t type, uint32_t code, uint64_t tok, uint64_t info)
+    {
+        const uint64_t idx = be(ieq_, 8);
+        const uint64_t slot = idx % 15;
+        std::byte* e = ieq_ + 32 + 32 * slot;
+        put(e, 4, type);
+        put(e + 4, 4, code);
+        put(e + 8, 8, tok);
+        put(e + 16, 8, 0x1234);
+        put(e + 24, 8, info);
+        put(ieq_, 8, slot + 1);
+        sba_[0] |= std::byte{0xC0};
+    }
+
+    FakeIsmFile* file_ = nullptr;
+    std::unique_ptr<IsmDevice> dev_;
+    std::byte* sba_ = nullptr;
+    std::byte* ieq_ = nullptr;
+};
+
+TEST_F(IsmInterrupts, ReportsEachSignalledDmbOnceWithItsMask)
+{
+    device_signals(32, 0x1000);
+    device_signals(45, 0x0800);
+    device_signals(1919, 0x1000);
+    device_signals(45, 0x0001);
+    auto r = dev_->handle_interrupt();
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->dmbs.size(), 3U);
+    EXPECT_EQ(r->dmbs[0].sba_idx, 32U);
+    EXPECT_EQ(r->dmbs[0].dmbe_mask, 0x1000);
+    EXPECT_EQ(r->dmbs[1].sba_idx, 45U);
+    EXPECT_EQ(r->dmbs[1].dmbe_mask, 0x0801);
+    EXPECT_EQ(r->dmbs[2].sba_idx, 1919U);
+    // Bits, masks and the summary bit are cleared.
+    EXPECT_EQ(sba_[0], std::byte{0});
+    for (std::size_t i = 4; i < 4096; ++i)
+        ASSERT_EQ(sba_[i], std::byte{0}) << "SBA byte " << i;
+    auto again = dev_->handle_interrupt();
+    ASSERT_TRUE(again);
+    EXPECT_TRUE(again->dmbs.empty());
+}
+
+TEST_F(IsmInterrupts, IgnoresTheFirst32Bits)
+{
+    sba_[4] = std::byte{0xFF};  // bits 0..7 are never DMBs
+    auto r = dev_->handle_interrupt();
+    ASSERT_TRUE(r);
+    EXPECT_TRUE(r->dmbs.empty());
+}
+
+TEST_F(IsmInterrupts, EventsArriveInOrderAcrossTheWrap)
+{
+    std::vector<uint64_t> seen;
+    for (uint64_t round = 0; round < 4; ++round) {
+        for (uint64_t i = 0; i < 10; ++i)
+            device_queues(2, 0x100, 7, round * 10 + i);
+        auto r = dev_->handle_interrupt();
+        ASSERT_TRUE(r);
+        for (const auto& ev : r->events) {
+            EXPECT_EQ(ev.type, 2U);
+            EXPECT_EQ(ev.code, 0x100U);
+            EXPECT_EQ(ev.tok, 7U);
+            EXPECT_EQ(ev.time, 0x1234U);
+            seen.push_back(ev.info);
+        }
+    }
+    ASSERT_EQ(seen.size(), 40U);
+    for (uint64_t i = 0; i < 40; ++i)
+        EXPECT_EQ(seen[i], i);
+    EXPECT_EQ(sba_[0], std::byte{0});
+}
+
+TEST_F(IsmInterrupts, FourteenUnreadEventsAreAllReported)
+{
+    for (uint64_t i = 0; i < 14; ++i)
+        device_queues(2, 1, 0, i);
+    auto r = dev_->handle_interrupt();
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->events.size(), 14U);
+}
+
+TEST_F(IsmInterrupts, FifteenUnreadEventsAreLostSilentlyAsOnHardware)
+{
+    // The queue has no overflow indication: a full lap looks like an empty queue. The
+    // link's handshake retries because of this.
+    for (uint64_t i = 0; i < 15; ++i)
+        device_queues(2, 1, 0, i);
+    auto r = dev_->handle_interrupt();
+    ASSERT_TRUE(r);
+    EXPECT_TRUE(r->events.empty());
+    device_queues(2, 1, 0, 99);
+    r = dev_->handle_interrupt();
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->events.size(), 1U);
+    EXPECT_EQ(r->events[0].info, 99U);
+}
+
+TEST_F(IsmInterrupts, ConsumesThePendingInterrupt)
+{
+    file_->irq_count = 3;
+    ASSERT_TRUE(dev_->handle_interrupt());
+    EXPECT_EQ(file_->irq_count, 0U);
+}
+
+}  // namespace
