@@ -20,23 +20,23 @@ using Result = tl::expected<T, std::error_code>;
 
 enum class errc {
     // VFIO device file
-    no_such_device = 1,     // no PCI function with that address or function id
-    not_bound_to_driver,    // the function is not bound to ism_vfio_pci
-    group_not_viable,       // another device in the IOMMU group is bound to a host driver
-    memlock_too_low,        // RLIMIT_MEMLOCK does not cover the DMA memory
-    no_iommu_backend,       // neither the VFIO container nor iommufd is usable
-    bad_capability,         // a capability chain from the kernel is malformed
-    short_access,           // a region read or write moved fewer bytes than asked
-    bad_region,             // region index unknown, or access outside the region
-    dma_exhausted,          // no IOVA space or DMA memory left for a mapping
+    no_such_device = 1,   // no PCI function with that address or function id
+    not_bound_to_driver,  // the function is not bound to ism_vfio_pci
+    group_not_viable,     // another device in the IOMMU group is bound to a host driver
+    memlock_too_low,      // RLIMIT_MEMLOCK does not cover the DMA memory
+    no_iommu_backend,     // neither the VFIO container nor iommufd is usable
+    bad_capability,       // a capability chain from the kernel is malformed
+    short_access,         // a region read or write moved fewer bytes than asked
+    bad_region,           // region index unknown, or access outside the region
+    dma_exhausted,        // no IOVA space or DMA memory left for a mapping
     // ISM device (driver side)
-    not_ism_device,         // vendor/device/pft are not those of an ISM function
-    bad_response,           // the command area answered with a malformed response
-    bad_argument,           // the caller asked for something the device cannot do
-    dmb_limit,              // DMB count or size limit reached
+    not_ism_device,  // vendor/device/pft are not those of an ISM function
+    bad_response,    // the command area answered with a malformed response
+    bad_argument,    // the caller asked for something the device cannot do
+    dmb_limit,       // DMB count or size limit reached
     // Device return codes (project-defined table in ism/device/return_codes.hpp)
-    hw_rejected,            // the device refused a command with an unknown code
-    hw_no_response,         // no valid response (0xFFFF)
+    hw_rejected,     // the device refused a command with an unknown code
+    hw_no_response,  // no valid response (0xFFFF)
     hw_unknown_command,
     hw_bad_length,
     hw_bad_address,
@@ -52,6 +52,10 @@ enum class errc {
     peer_gone,
     bad_cursor,
     proto_version,
+    // Emulated device (sim)
+    sim_bad_name,           // fabric or function name empty, too long or with bad characters
+    sim_fabric_full,        // no free function slot on the emulated fabric
+    sim_fabric_mismatch,    // the fabric file exists but has another layout or version
 };
 
 const std::error_category& ism_category() noexcept;
@@ -76,4 +80,5 @@ inline tl::unexpected<std::error_code> fail_errno()
 }  // namespace ism
 
 template <>
-struct std::is_error_code_enum<ism::errc> : std::true_type {};
+struct std::is_error_code_enum<ism::errc> : std::true_type {
+};

@@ -70,7 +70,7 @@ struct IrqInfo {
 struct ZpciInfo {
     uint64_t start_dma = 0;  // usable IOVA range, inclusive
     uint64_t end_dma = 0;
-    uint16_t pchid = 0;      // physical channel id: the ISM fabric id
+    uint16_t pchid = 0;  // physical channel id: the ISM fabric id
     uint16_t vfn = 0;
     uint8_t pft = 0;         // PCI function type; 5 is ISM
     uint8_t pci_group = 0;   // PCI function group id (not an ISM GID)
