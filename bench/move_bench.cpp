@@ -1,0 +1,375 @@
+// SPDX-License-Identifier: MIT
+// ism-bench-move: move throughput and signal-to-wake-up latency between two processes on
+// the emulated fabric, next to the machine's own floors measured in the same run:
+// single-thread memcpy of the same sizes (warm) and a bare two-process eventfd ping-pong.
+//
+// The second process is this program exec'd again (--receiver), joining the fabric by
+// name. Throughput counts only bytes the receiver saw arrive in its DMB: every message
+// carries its sequence number in its first and last 8 bytes, the receiver checks both
+// and returns the count of whole messages as credit.
+#include <poll.h>
+#include <spawn.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "exchange_protocol.hpp"
+#include "ism/device/ism_device.hpp"
+#include "ism/sim/fabric.hpp"
+
+extern char** environ;
+
+namespace {
+
+using namespace ism;
+using namespace ism::exchange;
+
+constexpr uint32_t kPhaseThroughput = 0x49530101;  // info: message size
+constexpr uint32_t kPhaseLatency = 0x49530102;     // info: iterations
+constexpr uint32_t kPhaseDone = 0x49530103;        // info: p50 ns << 32 | p99 ns (latency)
+constexpr uint32_t kQuit = 0x49530104;
+constexpr std::size_t kMaxWindow = 16;
+constexpr int kLatencyIterations = 20000;
+
+uint64_t now_ns()
+{
+    timespec ts{};
+    ::clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ULL + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+uint64_t load64(const std::byte* p)
+{
+    return std::atomic_ref<const uint64_t>(*reinterpret_cast<const uint64_t*>(p))
+        .load(std::memory_order_acquire);
+}
+
+struct Percentiles {
+    double p50_us = 0;
+    double p99_us = 0;
+};
+
+Percentiles percentiles(std::vector<uint64_t>& ns)
+{
+    std::sort(ns.begin(), ns.end());
+    return {static_cast<double>(ns[ns.size() / 2]) / 1000.0,
+            static_cast<double>(ns[ns.size() * 99 / 100]) / 1000.0};
+}
+
+class Endpoint {
+public:
+    Endpoint(std::string fabric, std::string name, std::string peer)
+        : fabric_(std::move(fabric)), name_(std::move(name)), peer_gid_(sim::gid_for_name(peer))
+    {
+    }
+
+    bool open()
+    {
+        auto file = sim::open_function({.fabric = fabric_, .name = name_});
+        if (!file)
+            return fail_with("open function", file.error());
+        auto dev = device::IsmDevice::open(std::move(*file));
+        if (!dev)
+            return fail_with("open device", dev.error());
+        dev_ = std::move(*dev);
+        auto dmb = dev_->register_dmb(kDmbSize, peer_gid_);
+        if (!dmb)
+            return fail_with("register DMB", dmb.error());
+        dmb_ = *dmb;
+        return true;
+    }
+
+    bool fail_with(const char* what, std::error_code ec)
+    {
+        std::fprintf(stderr, "%s: %s: %s\n", name_.c_str(), what, ec.message().c_str());
+        return false;
+    }
+
+    // Blocks until an interrupt, then records DMB signals and events.
+    void wait(int timeout_ms = -1)
+    {
+        pollfd pfd{dev_->irq_fd(), POLLIN, 0};
+        if (::poll(&pfd, 1, timeout_ms) <= 0)
+            return;
+        auto r = dev_->handle_interrupt();
+        if (!r)
+            return;
+        signalled_ += r->dmbs.size();
+        events_.insert(events_.end(), r->events.begin(), r->events.end());
+    }
+
+    bool take(uint32_t code, device::Event& out)
+    {
+        for (auto it = events_.begin(); it != events_.end(); ++it) {
+            if (it->code == code) {
+                out = *it;
+                events_.erase(it);
+                return true;
+            }
+        }
+        return false;
+    }
+
+    device::Event wait_event(uint32_t code)
+    {
+        device::Event ev;
+        while (!take(code, ev))
+            wait();
+        return ev;
+    }
+
+    std::string fabric_;
+    std::string name_;
+    uint64_t peer_gid_;
+    std::unique_ptr<device::IsmDevice> dev_;
+    device::Dmb dmb_;
+    uint64_t peer_token_ = 0;
+    std::size_t signalled_ = 0;
+    std::vector<device::Event> events_;
+};
+
+// ---- receiver (the exec'd process) ----
+
+void receive_throughput(Endpoint& ep, std::size_t size)
+{
+    const std::size_t window = std::min(kMaxWindow, kDmbSize / size);
+    uint64_t expected = 1;
+    std::byte credit[8];
+    while (true) {
+        ep.wait();
+        device::Event ev;
+        if (ep.take(kPhaseDone, ev))
+            return;
+        bool progressed = false;
+        while (true) {
+            const std::byte* slot = ep.dmb_.memory.data() + ((expected - 1) % window) * size;
+            if (load64(slot) != expected || load64(slot + size - 8) != expected)
+                break;
+            ++expected;
+            progressed = true;
+        }
+        if (progressed) {
+            const uint64_t done = expected - 1;
+            std::memcpy(credit, &done, sizeof(done));
+            (void)ep.dev_->move(ep.peer_token_, 0, 0, credit, true);
+        }
+    }
+}
+
+void receive_latency(Endpoint& ep, int iterations)
+{
+    std::vector<uint64_t> samples;
+    samples.reserve(static_cast<std::size_t>(iterations));
+    uint64_t last = 0;
+    std::byte pong[8];
+    while (samples.size() < static_cast<std::size_t>(iterations)) {
+        ep.wait();
+        const uint64_t sent = load64(ep.dmb_.memory.data());
+        if (sent == last)
+            continue;
+        samples.push_back(now_ns() - sent);
+        last = sent;
+        std::memcpy(pong, &sent, sizeof(sent));
+        (void)ep.dev_->move(ep.peer_token_, 0, 0, pong, true);
+    }
+    const auto p = percentiles(samples);
+    const auto p50 = static_cast<uint64_t>(p.p50_us * 1000);
+    const auto p99 = static_cast<uint64_t>(p.p99_us * 1000);
+    (void)ep.dev_->signal_event(ep.peer_gid_, kPhaseDone, (p50 << 32) | p99);
+}
+
+int run_receiver(const std::string& fabric)
+{
+    Endpoint ep(fabric, "bench-rx", "bench-tx");
+    if (!ep.open())
+        return 1;
+    const device::Event hello = ep.wait_event(kHello);
+    ep.peer_token_ = hello.info;
+    (void)ep.dev_->signal_event(ep.peer_gid_, kHelloAck, ep.dmb_.token);
+    while (true) {
+        ep.wait();
+        device::Event ev;
+        if (ep.take(kHello, ev))
+            (void)ep.dev_->signal_event(ep.peer_gid_, kHelloAck, ep.dmb_.token);
+        if (ep.take(kPhaseThroughput, ev))
+            receive_throughput(ep, ev.info);
+        if (ep.take(kPhaseLatency, ev))
+            receive_latency(ep, static_cast<int>(ev.info));
+        if (ep.take(kQuit, ev))
+            return 0;
+    }
+}
+
+// ---- sender (the process the user starts) ----
+
+double send_throughput(Endpoint& ep, std::size_t size, std::size_t total)
+{
+    const std::size_t window = std::min(kMaxWindow, kDmbSize / size);
+    const uint64_t messages = std::max<uint64_t>(total / size, 2 * window);
+    std::vector<std::byte> msg(size, std::byte{0x5A});
+    std::memset(ep.dmb_.memory.data(), 0, 8);
+    (void)ep.dev_->signal_event(ep.peer_gid_, kPhaseThroughput, size);
+    const auto t0 = std::chrono::steady_clock::now();
+    uint64_t acked = 0;
+    for (uint64_t seq = 1; seq <= messages; ++seq) {
+        while (seq - acked > window) {
+            ep.wait();
+            acked = load64(ep.dmb_.memory.data());
+        }
+        std::memcpy(msg.data(), &seq, 8);
+        std::memcpy(msg.data() + size - 8, &seq, 8);
+        (void)ep.dev_->move(ep.peer_token_, 0, ((seq - 1) % window) * size, msg, true);
+    }
+    while (acked < messages) {
+        ep.wait();
+        acked = load64(ep.dmb_.memory.data());
+    }
+    const double secs =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    (void)ep.dev_->signal_event(ep.peer_gid_, kPhaseDone, 0);
+    return static_cast<double>(acked * size) / secs;
+}
+
+Percentiles send_latency(Endpoint& ep, int iterations)
+{
+    (void)ep.dev_->signal_event(ep.peer_gid_, kPhaseLatency, static_cast<uint64_t>(iterations));
+    std::byte ping[8];
+    for (int i = 0; i < iterations; ++i) {
+        const uint64_t t = now_ns();
+        std::memcpy(ping, &t, sizeof(t));
+        (void)ep.dev_->move(ep.peer_token_, 0, 0, ping, true);
+        while (load64(ep.dmb_.memory.data()) != t)
+            ep.wait(1000);
+    }
+    const device::Event done = ep.wait_event(kPhaseDone);
+    return {static_cast<double>(done.info >> 32) / 1000.0,
+            static_cast<double>(done.info & 0xFFFF'FFFF) / 1000.0};
+}
+
+// ---- floors ----
+
+double memcpy_rate(std::size_t size, std::size_t total)
+{
+    std::vector<std::byte> a(size, std::byte{1});
+    std::vector<std::byte> b(size);
+    std::memcpy(b.data(), a.data(), size);  // warm
+    const std::size_t reps = std::max<std::size_t>(total / size, 16);
+    const auto t0 = std::chrono::steady_clock::now();
+    for (std::size_t i = 0; i < reps; ++i) {
+        a[i % size] = static_cast<std::byte>(i);
+        std::memcpy(b.data(), a.data(), size);
+        asm volatile("" : : "r"(b.data()) : "memory");
+    }
+    const double secs =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return static_cast<double>(reps * size) / secs;
+}
+
+// The floor for a blocking wake-up: one process writes an eventfd, another blocked in
+// read() wakes up; timed exactly as the ISM latency is (timestamp in shared memory).
+Percentiles eventfd_floor(int iterations)
+{
+    const auto n = static_cast<std::size_t>(iterations);
+    const std::size_t bytes = (n + 1) * sizeof(uint64_t);
+    const int to_child = ::eventfd(0, 0);
+    const int to_parent = ::eventfd(0, 0);
+    auto* shared = static_cast<uint64_t*>(
+        ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
+    const pid_t child = ::fork();
+    if (child == 0) {
+        uint64_t v = 1;
+        for (std::size_t i = 0; i < n; ++i) {
+            if (::read(to_child, &v, 8) != 8)
+                ::_exit(1);
+            shared[1 + i] = now_ns() - shared[0];
+            if (::write(to_parent, &v, 8) != 8)
+                ::_exit(1);
+        }
+        ::_exit(0);
+    }
+    uint64_t v = 1;
+    for (std::size_t i = 0; i < n; ++i) {
+        shared[0] = now_ns();
+        if (::write(to_child, &v, 8) != 8 || ::read(to_parent, &v, 8) != 8)
+            break;
+    }
+    ::waitpid(child, nullptr, 0);
+    std::vector<uint64_t> samples(shared + 1, shared + 1 + n);
+    ::munmap(shared, bytes);
+    ::close(to_child);
+    ::close(to_parent);
+    return percentiles(samples);
+}
+
+int run_sender(const char* self)
+{
+    const std::string fabric = "bench-" + std::to_string(::getpid());
+    Endpoint ep(fabric, "bench-tx", "bench-rx");
+    if (!ep.open())
+        return 1;
+    std::string fabric_arg = fabric;
+    char rx_flag[] = "--receiver";
+    char* argv[] = {const_cast<char*>(self), rx_flag, fabric_arg.data(), nullptr};
+    pid_t rx = 0;
+    if (::posix_spawn(&rx, "/proc/self/exe", nullptr, nullptr, argv, environ) != 0) {
+        std::perror("posix_spawn");
+        return 1;
+    }
+    device::Event ack;
+    while (!ep.take(kHelloAck, ack)) {
+        (void)ep.dev_->signal_event(ep.peer_gid_, kHello, ep.dmb_.token);
+        ep.wait(50);
+    }
+    ep.peer_token_ = ack.info;
+
+    std::printf(
+        "Move throughput, two processes on the emulated fabric (bytes verified in the "
+        "receiver's DMB)\n");
+    std::printf("%10s %14s %14s %8s\n", "size", "ISM MB/s", "memcpy MB/s", "ratio");
+    for (std::size_t size : {4096UL, 16384UL, 65536UL, 262144UL, 1048576UL}) {
+        const double ism = send_throughput(ep, size, std::size_t{512} << 20);
+        const double mc = memcpy_rate(size, std::size_t{4} << 30);
+        std::printf("%10zu %14.0f %14.0f %7.1f%%\n", size, ism / 1e6, mc / 1e6, 100 * ism / mc);
+    }
+
+    const Percentiles ism = send_latency(ep, kLatencyIterations);
+    const Percentiles floor = eventfd_floor(kLatencyIterations);
+    std::printf(
+        "\nSignal-to-wake-up latency (8-byte move with signal flag -> receiver's "
+        "event loop), one way\n");
+    std::printf("%-28s %10s %10s\n", "", "p50 us", "p99 us");
+    std::printf("%-28s %10.2f %10.2f\n", "ISM move + interrupt", ism.p50_us, ism.p99_us);
+    std::printf("%-28s %10.2f %10.2f\n", "eventfd ping-pong (floor)", floor.p50_us, floor.p99_us);
+    std::printf("%-28s %9.2fx %9.2fx\n", "ratio to floor", ism.p50_us / floor.p50_us,
+                ism.p99_us / floor.p99_us);
+
+    (void)ep.dev_->signal_event(ep.peer_gid_, kQuit, 0);
+    ::waitpid(rx, nullptr, 0);
+    ep.dev_.reset();
+    (void)sim::remove_fabric(fabric);
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv)
+{
+    if (argc == 3 && std::strcmp(argv[1], "--receiver") == 0)
+        return run_receiver(argv[2]);
+    if (argc != 1) {
+        std::fprintf(stderr, "usage: %s\n", argv[0]);
+        return 2;
+    }
+    return run_sender(argv[0]);
+}
