@@ -1,1 +1,118 @@
 // SPDX-License-Identifier: MIT
+// BAR0 stores: the driver's shape checks, the decode of the store address, the checks the
+// "hardware" makes before it lets data into a DMB, and the copy itself.
+//
+// Store address (ism-device.md 1.6): token (bits 32..47) | dmbe_idx << 24 | sf << 23 |
+// dmb_offset (bits 0..22). Failures surface as the ism_vfio_pci driver reports them:
+// EINVAL for what the driver refuses before issuing PCISTB (too long, crossing 4 KiB,
+// outside the BAR), EIO for a store the function refuses (a failed PCISTB).
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+
+#include "sim/byte_order.hpp"
+#include "sim/fabric_map.hpp"
+
+namespace ism::sim::detail {
+namespace {
+
+constexpr uint64_t kTokenMask = 0xFFFF'0000'0000ULL;
+constexpr unsigned kTokenShift = 32;
+constexpr unsigned kDmbeIdxShift = 24;
+constexpr uint64_t kDmbeIdxMask = 0xFF;
+constexpr unsigned kSignalShift = 23;
+constexpr uint64_t kDmbOffsetMask = (uint64_t{1} << 23) - 1;
+constexpr uint32_t kMaxDmbeIdx = 15;  // the SBA keeps a 16-bit DMBE mask per DMB
+constexpr uint64_t kStoreBoundary = 4096;
+
+struct StoreAddress {
+    uint64_t token;
+    uint32_t dmbe_idx;
+    bool signal;
+    uint64_t dmb_offset;
+};
+
+StoreAddress decode(uint64_t off)
+{
+    return {off & kTokenMask, static_cast<uint32_t>((off >> kDmbeIdxShift) & kDmbeIdxMask),
+            ((off >> kSignalShift) & 1) != 0, off & kDmbOffsetMask};
+}
+
+// Aligned 8-byte words are copied with single 8-byte stores, so a reader polling an
+// aligned 8-byte field (SMC-D's cursors) never sees half of an update.
+void copy_untorn(std::byte* dst, std::span<const std::byte> src)
+{
+    std::size_t i = 0;
+    const std::size_t n = src.size();
+    auto put_byte = [&](std::size_t at) {
+        std::atomic_ref<uint8_t>(*reinterpret_cast<uint8_t*>(dst + at))
+            .store(std::to_integer<uint8_t>(src[at]), std::memory_order_relaxed);
+    };
+    while (i < n && (reinterpret_cast<uintptr_t>(dst + i) % 8) != 0)
+        put_byte(i++);
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w = 0;
+        std::memcpy(&w, src.data() + i, sizeof(w));
+        shared_word<uint64_t>(dst + i).store(w, std::memory_order_relaxed);
+    }
+    while (i < n)
+        put_byte(i++);
+    std::atomic_thread_fence(std::memory_order_release);
+}
+
+}  // namespace
+
+Result<void> check_store_shape(uint64_t off, std::size_t len, uint64_t region_size,
+                               uint32_t store_limit)
+{
+    if (len == 0 || len > store_limit)
+        return fail_errno(EINVAL);
+    if ((off % kStoreBoundary) + len > kStoreBoundary)
+        return fail_errno(EINVAL);
+    if (off >= region_size || len > region_size - off)
+        return fail_errno(EINVAL);
+    return {};
+}
+
+Result<void> bar0_store(Caller& caller, uint64_t off, std::span<const std::byte> data)
+{
+    FabricMap& map = caller.map;
+    const StoreAddress a = decode(off);
+    if (a.dmbe_idx > kMaxDmbeIdx || a.token == 0)
+        return fail_errno(EIO);
+    const uint32_t entry =
+        std::atomic_ref<uint32_t>(map.token_slot(static_cast<uint32_t>(a.token >> kTokenShift)))
+            .load(std::memory_order_acquire);
+    if (entry == 0)
+        return fail_errno(EIO);
+    const uint32_t target = (entry >> 16) - 1;
+    const uint32_t sba_idx = entry & 0xFFFF;
+    if (target >= kMaxFunctions || sba_idx < kFirstSbaIdx || sba_idx >= kSbaBits)
+        return fail_errno(EIO);
+    if (!slot_alive_fast(map, target)) {
+        reclaim_if_dead(map, target, caller.irq);
+        return fail_errno(EIO);
+    }
+    bool raise = false;
+    {
+        SlotLock lock(map.slot(target));
+        Slot& s = map.slot(target);
+        const DmbEntry& d = s.dmbs[sba_idx - kFirstSbaIdx];
+        // Re-checked under the lock: an UNREG_DMB that returned has stopped all stores.
+        if (s.state != kSlotLive || d.state != kDmbRegistered || d.token != a.token)
+            return fail_errno(EIO);
+        if (d.rgid != caller.gid || a.dmb_offset + data.size() > d.len)
+            return fail_errno(EIO);
+        std::byte* dst = translate(map, target, d.iova + a.dmb_offset, data.size());
+        if (dst == nullptr)
+            return fail_errno(EIO);  // the owner unmapped its DMB: a DMA translation error
+        copy_untorn(dst, data);
+        if (a.signal)
+            raise = signal_dmb_locked(map, target, sba_idx, a.dmbe_idx);
+    }
+    if (raise)
+        caller.irq.raise(map, target);
+    return {};
+}
+
+}  // namespace ism::sim::detail
