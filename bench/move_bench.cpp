@@ -41,6 +41,8 @@ constexpr uint32_t kPhaseDone = 0x49530103;        // info: p50 ns << 32 | p99 n
 constexpr uint32_t kQuit = 0x49530104;
 constexpr std::size_t kMaxWindow = 16;
 constexpr int kLatencyIterations = 20000;
+// Marks a latency ping (a timestamp) apart from the throughput tags left in the DMB.
+constexpr uint64_t kPingMark = uint64_t{1} << 63;
 
 uint64_t now_ns()
 {
@@ -141,20 +143,28 @@ public:
 
 // ---- receiver (the exec'd process) ----
 
-void receive_throughput(Endpoint& ep, std::size_t size)
+// Each phase tags its messages with its own number, so bytes left in the DMB by an
+// earlier phase can never be counted again.
+uint64_t tag(uint64_t phase, uint64_t seq)
 {
+    return (phase << 40) | seq;
+}
+
+void receive_throughput(Endpoint& ep, uint64_t info)
+{
+    const std::size_t size = info & 0xFFFF'FFFF;
+    const uint64_t phase = info >> 32;
     const std::size_t window = std::min(kMaxWindow, kDmbSize / size);
     uint64_t expected = 1;
     std::byte credit[8];
+    // Messages may have arrived with the interrupt that announced the phase: look first,
+    // wait afterwards.
     while (true) {
-        ep.wait();
-        device::Event ev;
-        if (ep.take(kPhaseDone, ev))
-            return;
         bool progressed = false;
         while (true) {
             const std::byte* slot = ep.dmb_.memory.data() + ((expected - 1) % window) * size;
-            if (load64(slot) != expected || load64(slot + size - 8) != expected)
+            const uint64_t want = tag(phase, expected);
+            if (load64(slot) != want || load64(slot + size - 8) != want)
                 break;
             ++expected;
             progressed = true;
@@ -164,6 +174,10 @@ void receive_throughput(Endpoint& ep, std::size_t size)
             std::memcpy(credit, &done, sizeof(done));
             (void)ep.dev_->move(ep.peer_token_, 0, 0, credit, true);
         }
+        device::Event ev;
+        if (ep.take(kPhaseDone, ev))
+            return;
+        ep.wait();
     }
 }
 
@@ -174,11 +188,12 @@ void receive_latency(Endpoint& ep, int iterations)
     uint64_t last = 0;
     std::byte pong[8];
     while (samples.size() < static_cast<std::size_t>(iterations)) {
-        ep.wait();
         const uint64_t sent = load64(ep.dmb_.memory.data());
-        if (sent == last)
+        if (sent == last || (sent & kPingMark) == 0) {  // not a ping, or one already seen
+            ep.wait();
             continue;
-        samples.push_back(now_ns() - sent);
+        }
+        samples.push_back(now_ns() - (sent & ~kPingMark));
         last = sent;
         std::memcpy(pong, &sent, sizeof(sent));
         (void)ep.dev_->move(ep.peer_token_, 0, 0, pong, true);
@@ -198,28 +213,29 @@ int run_receiver(const std::string& fabric)
     ep.peer_token_ = hello.info;
     (void)ep.dev_->signal_event(ep.peer_gid_, kHelloAck, ep.dmb_.token);
     while (true) {
-        ep.wait();
         device::Event ev;
         if (ep.take(kHello, ev))
             (void)ep.dev_->signal_event(ep.peer_gid_, kHelloAck, ep.dmb_.token);
-        if (ep.take(kPhaseThroughput, ev))
+        else if (ep.take(kPhaseThroughput, ev))
             receive_throughput(ep, ev.info);
-        if (ep.take(kPhaseLatency, ev))
+        else if (ep.take(kPhaseLatency, ev))
             receive_latency(ep, static_cast<int>(ev.info));
-        if (ep.take(kQuit, ev))
+        else if (ep.take(kQuit, ev))
             return 0;
+        else
+            ep.wait();
     }
 }
 
 // ---- sender (the process the user starts) ----
 
-double send_throughput(Endpoint& ep, std::size_t size, std::size_t total)
+double send_throughput(Endpoint& ep, std::size_t size, std::size_t total, uint64_t phase)
 {
     const std::size_t window = std::min(kMaxWindow, kDmbSize / size);
     const uint64_t messages = std::max<uint64_t>(total / size, 2 * window);
     std::vector<std::byte> msg(size, std::byte{0x5A});
     std::memset(ep.dmb_.memory.data(), 0, 8);
-    (void)ep.dev_->signal_event(ep.peer_gid_, kPhaseThroughput, size);
+    (void)ep.dev_->signal_event(ep.peer_gid_, kPhaseThroughput, (phase << 32) | size);
     const auto t0 = std::chrono::steady_clock::now();
     uint64_t acked = 0;
     for (uint64_t seq = 1; seq <= messages; ++seq) {
@@ -227,8 +243,9 @@ double send_throughput(Endpoint& ep, std::size_t size, std::size_t total)
             ep.wait();
             acked = load64(ep.dmb_.memory.data());
         }
-        std::memcpy(msg.data(), &seq, 8);
-        std::memcpy(msg.data() + size - 8, &seq, 8);
+        const uint64_t t = tag(phase, seq);
+        std::memcpy(msg.data(), &t, 8);
+        std::memcpy(msg.data() + size - 8, &t, 8);
         (void)ep.dev_->move(ep.peer_token_, 0, ((seq - 1) % window) * size, msg, true);
     }
     while (acked < messages) {
@@ -246,7 +263,7 @@ Percentiles send_latency(Endpoint& ep, int iterations)
     (void)ep.dev_->signal_event(ep.peer_gid_, kPhaseLatency, static_cast<uint64_t>(iterations));
     std::byte ping[8];
     for (int i = 0; i < iterations; ++i) {
-        const uint64_t t = now_ns();
+        const uint64_t t = now_ns() | kPingMark;
         std::memcpy(ping, &t, sizeof(t));
         (void)ep.dev_->move(ep.peer_token_, 0, 0, ping, true);
         while (load64(ep.dmb_.memory.data()) != t)
@@ -337,8 +354,9 @@ int run_sender(const char* self)
         "Move throughput, two processes on the emulated fabric (bytes verified in the "
         "receiver's DMB)\n");
     std::printf("%10s %14s %14s %8s\n", "size", "ISM MB/s", "memcpy MB/s", "ratio");
+    uint64_t phase = 0;
     for (std::size_t size : {4096UL, 16384UL, 65536UL, 262144UL, 1048576UL}) {
-        const double ism = send_throughput(ep, size, std::size_t{512} << 20);
+        const double ism = send_throughput(ep, size, std::size_t{512} << 20, ++phase);
         const double mc = memcpy_rate(size, std::size_t{4} << 30);
         std::printf("%10zu %14.0f %14.0f %7.1f%%\n", size, ism / 1e6, mc / 1e6, 100 * ism / mc);
     }

@@ -53,9 +53,9 @@ enum class errc {
     bad_cursor,
     proto_version,
     // Emulated device (sim)
-    sim_bad_name,           // fabric or function name empty, too long or with bad characters
-    sim_fabric_full,        // no free function slot on the emulated fabric
-    sim_fabric_mismatch,    // the fabric file exists but has another layout or version
+    sim_bad_name,         // fabric or function name empty, too long or with bad characters
+    sim_fabric_full,      // no free function slot on the emulated fabric
+    sim_fabric_mismatch,  // the fabric file exists but has another layout or version
 };
 
 const std::error_category& ism_category() noexcept;

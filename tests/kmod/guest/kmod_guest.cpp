@@ -29,7 +29,8 @@ using ism::vfio::VfioDeviceFile;
 
 int failures = 0;
 
-void report(bool ok, const std::string& what) {
+void report(bool ok, const std::string& what)
+{
     std::printf("%s: %s\n", ok ? "PASS" : "FAIL", what.c_str());
     std::fflush(stdout);
     if (!ok) {
@@ -37,7 +38,8 @@ void report(bool ok, const std::string& what) {
     }
 }
 
-std::string hex(const std::vector<std::byte>& b) {
+std::string hex(const std::vector<std::byte>& b)
+{
     std::string s;
     char tmp[4];
     for (auto x : b) {
@@ -50,7 +52,8 @@ std::string hex(const std::vector<std::byte>& b) {
 constexpr uint64_t kShift = 48;
 
 // Reads with libism; an empty vector on error.
-std::vector<std::byte> lread(VfioDeviceFile& dev, uint64_t off, size_t len) {
+std::vector<std::byte> lread(VfioDeviceFile& dev, uint64_t off, size_t len)
+{
     std::vector<std::byte> b(len);
     if (auto r = dev.read(off, b); !r) {
         std::printf("  read 0x%llx+%zu: %s\n", static_cast<unsigned long long>(off), len,
@@ -60,7 +63,8 @@ std::vector<std::byte> lread(VfioDeviceFile& dev, uint64_t off, size_t len) {
     return b;
 }
 
-uint32_t le(const std::vector<std::byte>& b, size_t at, size_t n) {
+uint32_t le(const std::vector<std::byte>& b, size_t at, size_t n)
+{
     uint32_t v = 0;
     for (size_t i = 0; i < n; ++i) {
         v |= static_cast<uint32_t>(b.at(at + i)) << (8 * i);
@@ -69,13 +73,15 @@ uint32_t le(const std::vector<std::byte>& b, size_t at, size_t n) {
 }
 
 // errno of a raw pwrite/pread that is expected to fail; 0 if it succeeded.
-int raw_write_errno(int fd, uint64_t off, size_t len) {
+int raw_write_errno(int fd, uint64_t off, size_t len)
+{
     std::vector<std::byte> b(len, std::byte{0x5a});
     ssize_t n = pwrite(fd, b.data(), len, static_cast<off_t>(off));
     return n < 0 ? errno : 0;
 }
 
-int check(const std::string& bdf, const std::string& mac_text, const std::string& order) {
+int check(const std::string& bdf, const std::string& mac_text, const std::string& order)
+{
     auto opened = ism::vfio::open_vfio_device(bdf);
     report(opened.has_value(), "libism open_vfio_device(" + bdf + ")" +
                                    (opened ? std::string(" via ") + (*opened)->backend_name()
@@ -191,8 +197,8 @@ int check(const std::string& bdf, const std::string& mac_text, const std::string
     // Store-block writes into the MSI-X table (BAR1 offset 0), read back with loads.
     auto z = dev.zpci_info();
     uint16_t stb = z && z->imaxstbl ? z->imaxstbl : 128;
-    report(z && z->imaxstbl == 128, "zPCI group capability: store-block limit " +
-                                        std::to_string(z ? z->imaxstbl : 0));
+    report(z && z->imaxstbl == 128,
+           "zPCI group capability: store-block limit " + std::to_string(z ? z->imaxstbl : 0));
     for (size_t len : {size_t{16}, size_t{48}, size_t{stb}}) {
         std::vector<std::byte> pat(len);
         for (size_t i = 0; i < len; ++i) {
@@ -210,9 +216,9 @@ int check(const std::string& bdf, const std::string& mac_text, const std::string
         }
         char where[32];
         std::snprintf(where, sizeof where, " at 0x%llx", static_cast<unsigned long long>(off));
-        report(w.has_value() && back == expect,
-               "BAR write: one " + std::to_string(len) + "-byte store-block" + where +
-                   " reads back byte for byte (" + order + ")");
+        report(w.has_value() && back == expect, "BAR write: one " + std::to_string(len) +
+                                                    "-byte store-block" + where +
+                                                    " reads back byte for byte (" + order + ")");
         if (back != expect) {
             std::printf("  wrote %s\n  read  %s\n", hex(pat).c_str(), hex(back).c_str());
         }
@@ -238,8 +244,8 @@ int check(const std::string& bdf, const std::string& mac_text, const std::string
         report(n < 0 && errno == EINVAL, "BAR read starting past the end: EINVAL");
         n = pread(fd, b.data(), 16, static_cast<off_t>(bar4.offset + bar4.size - 8));
         report(n == 8, "BAR read running past the end: shortened to 8 bytes (got " +
-                           std::to_string(n) + (n < 0 ? std::string(", ") + std::strerror(errno) : "") +
-                           ")");
+                           std::to_string(n) +
+                           (n < 0 ? std::string(", ") + std::strerror(errno) : "") + ")");
         n = pread(fd, b.data(), 4, static_cast<off_t>(uint64_t{9} << kShift));
         report(n < 0 && errno == EINVAL, "read of unknown region index 9: EINVAL");
         n = pwrite(fd, b.data(), 16, static_cast<off_t>(uint64_t{9} << kShift));
@@ -265,7 +271,8 @@ int check(const std::string& bdf, const std::string& mac_text, const std::string
     return failures ? 1 : 0;
 }
 
-int openclose(const std::string& bdf, int n) {
+int openclose(const std::string& bdf, int n)
+{
     int ok = 0;
     for (int i = 0; i < n; ++i) {
         auto d = ism::vfio::open_vfio_device(bdf);
@@ -280,7 +287,8 @@ int openclose(const std::string& bdf, int n) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int main(int argc, char** argv)
+{
     if (argc == 5 && std::string(argv[1]) == "check") {
         return check(argv[2], argv[3], argv[4]);
     }
