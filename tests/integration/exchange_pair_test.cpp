@@ -281,6 +281,9 @@ TEST_F(ExchangePair, KilledPeerIsNoticedAndAFreshProcessTakesItsPlace)
     const uint64_t old_token = handshake();
     echo(old_token, 4096, true, 1);
     stop_peer(SIGKILL);
+    // A sender trusts a peer it saw alive for 1 ms (see the emulated device's liveness
+    // check); stores after that fail.
+    std::this_thread::sleep_for(10ms);
 
     // The fabric notices: the dead function's DMB refuses stores, its GID is gone, and we,
     // who own a DMB for that GID, are told.

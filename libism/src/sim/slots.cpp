@@ -8,8 +8,10 @@
 // that names its GID, and on faults::reap.
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -19,6 +21,9 @@
 
 namespace ism::sim::detail {
 namespace {
+
+// How long a positive liveness answer about another process's function is trusted.
+constexpr uint64_t kLivenessCacheNs = 1'000'000;
 
 uint32_t load_state(const Slot& s)
 {
@@ -120,10 +125,31 @@ bool slot_alive_fast(const FabricMap& map, uint32_t i)
     // Functions of this very process are alive while their slot is live (a closing
     // function frees its slot first); this saves the hot store path a system call.
     const Slot& s = map.slot(i);
-    if (load_state(s) == kSlotLive &&
-        std::atomic_ref<const int32_t>(s.pid).load(std::memory_order_relaxed) == ::getpid())
+    if (load_state(s) != kSlotLive)
+        return false;
+    if (std::atomic_ref<const int32_t>(s.pid).load(std::memory_order_relaxed) == ::getpid())
         return true;
-    return slot_alive(map, i);
+    // A positive answer is trusted for kLivenessCacheNs: a store in that window after the
+    // owner died lands in memory nobody reads any more, exactly like a store issued just
+    // before the death. Without this, every store paid an F_OFD_GETLK system call.
+    struct Seen {
+        const FabricMap* map;
+        uint32_t generation;
+        uint64_t at_ns;
+    };
+    thread_local std::array<Seen, kMaxFunctions> seen{};
+    const uint32_t generation =
+        std::atomic_ref<const uint32_t>(s.generation).load(std::memory_order_acquire);
+    timespec ts{};
+    ::clock_gettime(CLOCK_MONOTONIC, &ts);
+    const uint64_t now =
+        static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ULL + static_cast<uint64_t>(ts.tv_nsec);
+    Seen& e = seen.at(i);
+    if (e.map == &map && e.generation == generation && now - e.at_ns < kLivenessCacheNs)
+        return true;
+    const bool alive = slot_alive(map, i);
+    e = alive ? Seen{&map, generation, now} : Seen{};
+    return alive;
 }
 
 void reclaim_if_dead(FabricMap& map, uint32_t i, IrqSender& irq)

@@ -4,8 +4,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <set>
+#include <thread>
 
 #include "ism/sim/faults.hpp"
 #include "sim_test_util.hpp"
@@ -135,6 +137,9 @@ TEST_F(SimFabric, KilledProcessIsReclaimed)
     ASSERT_EQ(::kill(child, SIGKILL), 0);
     int status = 0;
     ASSERT_EQ(::waitpid(child, &status, 0), child);
+    // A sender trusts a peer it saw alive for 1 ms (the per-store liveness check would
+    // otherwise be a system call); past that, the death is noticed on the next store.
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
     auto l = ism::sim::list_functions(fabric_);
     ASSERT_TRUE(l);
     EXPECT_EQ(l->size(), 3U);
