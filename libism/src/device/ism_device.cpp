@@ -285,7 +285,7 @@ Result<void> IsmDevice::move(uint64_t token, uint32_t dmbe_idx, uint64_t offset,
 {
     using namespace regs;
     if ((token & kTokenLowMask) != 0 || token >= kBar0Size || dmbe_idx > kMaxDmbeIndex ||
-        data.empty() || offset + data.size() > kDmbOffsetLimit)
+        data.empty() || offset > kDmbOffsetLimit || data.size() > kDmbOffsetLimit - offset)
         return fail(errc::bad_argument);
 
     const uint64_t base = bar0_.offset + (token | (uint64_t{dmbe_idx} << kDmbeIdxShift));

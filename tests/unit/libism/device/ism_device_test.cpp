@@ -179,6 +179,8 @@ TEST(IsmDevice, MoveRejectsWhatTheStoreAddressCannotEncode)
     EXPECT_EQ(dev->move(0x0001'0000'0000ULL, 0, uint64_t{1} << 23, one, false).error(),
               errc::bad_argument);
     EXPECT_EQ(dev->move(0x0001'0000'0000ULL, 0, 0, {}, false).error(), errc::bad_argument);
+    EXPECT_EQ(dev->move(0x0001'0000'0000ULL, 0, ~uint64_t{0}, one, false).error(),
+              errc::bad_argument);  // an offset that would wrap around
     EXPECT_TRUE(file->bar0_stores.empty());
 }
 
