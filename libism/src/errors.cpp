@@ -71,6 +71,10 @@ public:
                 return "peer wrote an invalid cursor";
             case errc::proto_version:
                 return "no common protocol version";
+            case errc::bad_control_block:
+                return "peer wrote a malformed control block";
+            case errc::bad_record:
+                return "peer wrote a malformed message record";
             case errc::sim_bad_name:
                 return "invalid emulated fabric or function name (1-63 characters of A-Z a-z 0-9 "
                        ". _ -)";

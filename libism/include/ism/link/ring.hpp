@@ -1,0 +1,83 @@
+// SPDX-License-Identifier: MIT
+// Cursor bookkeeping of one channel's ring (docs/protocol.md section 5).
+//
+// RxRing is the reader's side of a ring in our own DMB, TxRing the writer's side of a
+// ring in the peer's DMB. Both take cursors the peer wrote (already copied out of the
+// DMB) and refuse any that no honest peer could have written, so that nothing computed
+// from them can point outside the ring. Cursors are byte counts since the epoch began.
+// Not thread-safe: one channel is driven by one thread.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "ism/result.hpp"
+
+namespace ism::link {
+
+class RxRing {
+public:
+    explicit RxRing(uint32_t ring_size) noexcept : ring_size_(ring_size) {}
+
+    /// A producer cursor from the peer: refused (errc::bad_cursor) if it went backwards
+    /// or claims more unread bytes than the ring holds.
+    Result<void> update_producer(uint64_t prod);
+
+    [[nodiscard]] uint64_t available() const noexcept { return prod_ - consumed_; }
+    [[nodiscard]] std::size_t read_offset() const noexcept
+    {
+        return static_cast<std::size_t>(consumed_ % ring_size_);
+    }
+    /// Readable bytes from read_offset() before the ring's end.
+    [[nodiscard]] std::size_t contiguous() const noexcept;
+    /// Marks `n` bytes read; n is clamped to available().
+    void consume(std::size_t n) noexcept;
+    [[nodiscard]] std::size_t bytes_to_ring_end() const noexcept
+    {
+        return ring_size_ - read_offset();
+    }
+
+    /// True when the consumer cursor should be returned to the writer: a quarter of the
+    /// ring was consumed since the last return, or everything was read while the writer
+    /// may be waiting for room.
+    [[nodiscard]] bool should_publish() const noexcept;
+    /// The cursor to store into the peer's DMB; remembered as published.
+    uint64_t publish() noexcept;
+
+private:
+    uint32_t ring_size_;
+    uint64_t prod_ = 0;
+    uint64_t consumed_ = 0;
+    uint64_t published_ = 0;
+};
+
+class TxRing {
+public:
+    explicit TxRing(uint32_t ring_size) noexcept : ring_size_(ring_size) {}
+
+    /// A consumer cursor from the peer: refused (errc::bad_cursor) if it went backwards or
+    /// past what we produced.
+    Result<void> update_consumer(uint64_t cons);
+
+    [[nodiscard]] std::size_t free_space() const noexcept
+    {
+        return static_cast<std::size_t>(ring_size_ - (prod_ - cons_));
+    }
+    [[nodiscard]] std::size_t write_offset() const noexcept
+    {
+        return static_cast<std::size_t>(prod_ % ring_size_);
+    }
+    /// Marks `n` bytes written; n is clamped to free_space().
+    void produce(std::size_t n) noexcept;
+    [[nodiscard]] uint64_t producer() const noexcept { return prod_; }
+    /// Bytes published whose consumption the peer has not confirmed: on peer loss these
+    /// are reported to their writers as not delivered.
+    [[nodiscard]] uint64_t unconfirmed() const noexcept { return prod_ - cons_; }
+
+private:
+    uint32_t ring_size_;
+    uint64_t prod_ = 0;
+    uint64_t cons_ = 0;
+};
+
+}  // namespace ism::link

@@ -1,0 +1,97 @@
+// SPDX-License-Identifier: MIT
+// The link's wire format (docs/protocol.md, version 1): events, the control block, the
+// cursor areas and message records in a DMB.
+//
+// The peer writes this memory. Every parse function takes bytes that were already copied
+// out of the DMB once, and returns a checked value type or an error naming what was wrong;
+// nothing here keeps a pointer into the DMB. Encoders write big-endian bytes.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+#include "ism/result.hpp"
+
+namespace ism::link {
+
+inline constexpr uint8_t kProtocolVersion = 1;
+inline constexpr uint32_t kControlMagic = 0x49534D4C;  // "ISML"
+
+// Events (SIGNAL_IEQ codes).
+inline constexpr uint32_t kEventOffer = 0x49534C01;
+inline constexpr uint32_t kEventReset = 0x49534C02;
+
+// DMB layout.
+inline constexpr std::size_t kControlBlockSize = 64;
+inline constexpr std::size_t kProducerCursorsOffset = 64;
+inline constexpr std::size_t kConsumerCursorsOffset = 320;
+inline constexpr std::size_t kRingAreaOffset = 1024;
+inline constexpr uint32_t kMaxChannels = 32;
+inline constexpr uint32_t kMinRingSize = 4096;
+inline constexpr uint32_t kRingAlign = 64;
+inline constexpr std::size_t kMaxMessageSize = std::size_t{16} << 20;
+
+// Message records.
+inline constexpr std::size_t kRecordHeaderSize = 8;
+inline constexpr uint8_t kRecordFirst = 0x01;
+inline constexpr uint8_t kRecordLast = 0x02;
+
+/// Why a link was reset (carried in RESET events and reported to the link's owner).
+enum class ResetReason : uint16_t {
+    version = 1,
+    control = 2,
+    producer = 3,
+    consumer = 4,
+    record = 5,
+    channel = 6,
+};
+
+/// OFFER's info: token | epoch << 16 | lowest version << 8 | highest version.
+struct Offer {
+    uint64_t token = 0;
+    uint16_t epoch = 0;
+    uint8_t min_version = 0;
+    uint8_t max_version = 0;
+
+    [[nodiscard]] uint64_t pack() const noexcept;
+    /// Refuses a token not of the hardware form, epoch 0, or an empty version range.
+    static Result<Offer> unpack(uint64_t info);
+};
+
+/// Picks the highest version both sides speak.
+Result<uint8_t> negotiate(const Offer& ours, const Offer& theirs);
+
+struct ControlBlock {
+    uint8_t version = kProtocolVersion;
+    uint8_t nr_channels = 0;
+    uint16_t writer_epoch = 0;
+    uint16_t peer_epoch = 0;
+    uint32_t ring_size = 0;
+    uint64_t writer_token = 0;
+    uint64_t keepalive = 0;
+
+    void encode(std::span<std::byte, kControlBlockSize> out) const noexcept;
+    /// Checks magic, version, reserved bytes, channel count, ring geometry against the
+    /// size of the DMB it was found in, and the token form.
+    static Result<ControlBlock> parse(std::span<const std::byte, kControlBlockSize> in,
+                                      std::size_t dmb_size);
+};
+
+/// Ring size the writer uses for a receiver's DMB of `dmb_size` bytes and `nr_channels`.
+uint32_t ring_size_for(std::size_t dmb_size, uint32_t nr_channels) noexcept;
+
+struct RecordHeader {
+    uint32_t length = 0;  // payload bytes of this piece (0 with flags 0: padding to ring end)
+    uint8_t flags = 0;
+
+    [[nodiscard]] bool is_padding() const noexcept { return length == 0 && flags == 0; }
+    /// Bytes the record takes in the ring: header, payload, padding to 8.
+    [[nodiscard]] std::size_t footprint() const noexcept;
+    void encode(std::span<std::byte, kRecordHeaderSize> out) const noexcept;
+    /// Checks flags and reserved bytes and that the piece fits in `ring_size`.
+    static Result<RecordHeader> parse(std::span<const std::byte, kRecordHeaderSize> in,
+                                      uint32_t ring_size);
+};
+
+}  // namespace ism::link

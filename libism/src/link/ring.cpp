@@ -1,0 +1,55 @@
+// SPDX-License-Identifier: MIT
+#include "ism/link/ring.hpp"
+
+#include <algorithm>
+
+namespace ism::link {
+
+Result<void> RxRing::update_producer(uint64_t prod)
+{
+    if (prod < prod_ || prod - consumed_ > ring_size_)
+        return fail(errc::bad_cursor);
+    prod_ = prod;
+    return {};
+}
+
+std::size_t RxRing::contiguous() const noexcept
+{
+    return static_cast<std::size_t>(std::min<uint64_t>(available(), bytes_to_ring_end()));
+}
+
+void RxRing::consume(std::size_t n) noexcept
+{
+    consumed_ += std::min<uint64_t>(n, available());
+}
+
+bool RxRing::should_publish() const noexcept
+{
+    const uint64_t unannounced = consumed_ - published_;
+    if (unannounced == 0)
+        return false;
+    // The writer sees free space = ring - (prod - published): when we drained the ring
+    // it may be waiting, so any progress is worth telling.
+    return unannounced >= ring_size_ / 4 || available() == 0;
+}
+
+uint64_t RxRing::publish() noexcept
+{
+    published_ = consumed_;
+    return published_;
+}
+
+Result<void> TxRing::update_consumer(uint64_t cons)
+{
+    if (cons < cons_ || cons > prod_)
+        return fail(errc::bad_cursor);
+    cons_ = cons;
+    return {};
+}
+
+void TxRing::produce(std::size_t n) noexcept
+{
+    prod_ += std::min<std::size_t>(n, free_space());
+}
+
+}  // namespace ism::link

@@ -1,0 +1,133 @@
+// SPDX-License-Identifier: MIT
+#include "ism/link/wire.hpp"
+
+#include <algorithm>
+
+#include "device/regs.hpp"
+
+namespace ism::link {
+namespace {
+
+using device::regs::get_be16;
+using device::regs::get_be32;
+using device::regs::get_be64;
+using device::regs::put_be16;
+using device::regs::put_be32;
+using device::regs::put_be64;
+
+constexpr uint64_t kTokenFieldMask = 0x0000'FFFF'0000'0000ULL;
+
+bool token_form(uint64_t token)
+{
+    return token != 0 && (token & ~kTokenFieldMask) == 0;
+}
+
+bool all_zero(std::span<const std::byte> bytes)
+{
+    return std::all_of(bytes.begin(), bytes.end(), [](std::byte b) { return b == std::byte{0}; });
+}
+
+}  // namespace
+
+uint64_t Offer::pack() const noexcept
+{
+    return (token & kTokenFieldMask) | (uint64_t{epoch} << 16) | (uint64_t{min_version} << 8) |
+           max_version;
+}
+
+Result<Offer> Offer::unpack(uint64_t info)
+{
+    Offer o;
+    o.token = info & kTokenFieldMask;
+    o.epoch = static_cast<uint16_t>(info >> 16);
+    o.min_version = static_cast<uint8_t>(info >> 8);
+    o.max_version = static_cast<uint8_t>(info);
+    if ((info >> 48) != 0 || !token_form(o.token) || o.epoch == 0 || o.min_version == 0 ||
+        o.min_version > o.max_version)
+        return fail(errc::bad_control_block);
+    return o;
+}
+
+Result<uint8_t> negotiate(const Offer& ours, const Offer& theirs)
+{
+    const uint8_t hi = std::min(ours.max_version, theirs.max_version);
+    const uint8_t lo = std::max(ours.min_version, theirs.min_version);
+    if (hi < lo)
+        return fail(errc::proto_version);
+    return hi;
+}
+
+uint32_t ring_size_for(std::size_t dmb_size, uint32_t nr_channels) noexcept
+{
+    if (nr_channels == 0 || dmb_size <= kRingAreaOffset)
+        return 0;
+    const std::size_t per = (dmb_size - kRingAreaOffset) / nr_channels;
+    return static_cast<uint32_t>(per / kRingAlign * kRingAlign);
+}
+
+void ControlBlock::encode(std::span<std::byte, kControlBlockSize> out) const noexcept
+{
+    std::fill(out.begin(), out.end(), std::byte{0});
+    put_be32(out, 0, kControlMagic);
+    out[4] = std::byte{version};
+    out[5] = std::byte{nr_channels};
+    put_be16(out, 6, writer_epoch);
+    put_be16(out, 8, peer_epoch);
+    put_be32(out, 12, ring_size);
+    put_be64(out, 16, writer_token);
+    put_be64(out, 24, keepalive);
+}
+
+Result<ControlBlock> ControlBlock::parse(std::span<const std::byte, kControlBlockSize> in,
+                                         std::size_t dmb_size)
+{
+    if (get_be32(in, 0) != kControlMagic)
+        return fail(errc::bad_control_block);
+    ControlBlock cb;
+    cb.version = std::to_integer<uint8_t>(in[4]);
+    if (cb.version != kProtocolVersion)
+        return fail(errc::proto_version);
+    cb.nr_channels = std::to_integer<uint8_t>(in[5]);
+    cb.writer_epoch = get_be16(in, 6);
+    cb.peer_epoch = get_be16(in, 8);
+    cb.ring_size = get_be32(in, 12);
+    cb.writer_token = get_be64(in, 16);
+    cb.keepalive = get_be64(in, 24);
+    const bool reserved_clear = all_zero(in.subspan(10, 2)) && all_zero(in.subspan(32, 32));
+    const bool geometry_fits =
+        uint64_t{cb.nr_channels} * cb.ring_size + kRingAreaOffset <= dmb_size;
+    if (!reserved_clear || cb.nr_channels == 0 || cb.nr_channels > kMaxChannels ||
+        cb.ring_size < kMinRingSize || cb.ring_size % kRingAlign != 0 || !geometry_fits ||
+        cb.writer_epoch == 0 || !token_form(cb.writer_token))
+        return fail(errc::bad_control_block);
+    return cb;
+}
+
+std::size_t RecordHeader::footprint() const noexcept
+{
+    return kRecordHeaderSize + ((std::size_t{length} + 7) & ~std::size_t{7});
+}
+
+void RecordHeader::encode(std::span<std::byte, kRecordHeaderSize> out) const noexcept
+{
+    std::fill(out.begin(), out.end(), std::byte{0});
+    put_be32(out, 0, length);
+    out[4] = std::byte{flags};
+}
+
+Result<RecordHeader> RecordHeader::parse(std::span<const std::byte, kRecordHeaderSize> in,
+                                         uint32_t ring_size)
+{
+    RecordHeader h;
+    h.length = get_be32(in, 0);
+    h.flags = std::to_integer<uint8_t>(in[4]);
+    if (!all_zero(in.subspan(5, 3)) || (h.flags & ~(kRecordFirst | kRecordLast)) != 0)
+        return fail(errc::bad_record);
+    if (h.length == 0 && h.flags != 0)
+        return fail(errc::bad_record);  // an empty piece is only ever padding
+    if (h.footprint() > ring_size)
+        return fail(errc::bad_record);
+    return h;
+}
+
+}  // namespace ism::link
