@@ -123,8 +123,10 @@ Result<RecordHeader> RecordHeader::parse(std::span<const std::byte, kRecordHeade
     h.flags = std::to_integer<uint8_t>(in[4]);
     if (!all_zero(in.subspan(5, 3)) || (h.flags & ~(kRecordFirst | kRecordLast)) != 0)
         return fail(errc::bad_record);
-    if (h.length == 0 && h.flags != 0)
-        return fail(errc::bad_record);  // an empty piece is only ever padding
+    // An empty record is padding (no flags) or a whole empty message (FIRST|LAST); an
+    // empty piece of a longer message would only let a peer spin us.
+    if (h.length == 0 && h.flags != 0 && h.flags != (kRecordFirst | kRecordLast))
+        return fail(errc::bad_record);
     if (h.footprint() > ring_size)
         return fail(errc::bad_record);
     return h;

@@ -1,0 +1,49 @@
+// SPDX-License-Identifier: MIT
+// Message-mode receive path of one channel: records out of the ring in our own DMB,
+// pieces reassembled into messages (docs/protocol.md section 5).
+//
+// The ring is memory the peer writes. Each record header is copied out once, parsed and
+// checked against what the producer cursor published before anything is trusted; payload
+// bytes are copied once into the message being assembled. A malformed record is an error
+// (errc::bad_record) after which the channel's link must be reset; nothing is read
+// outside the ring, whatever the peer wrote.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <vector>
+
+#include "ism/link/ring.hpp"
+#include "ism/link/wire.hpp"
+#include "ism/result.hpp"
+
+namespace ism::link {
+
+class MessageReader {
+public:
+    using Deliver = std::function<void(std::vector<std::byte>&& message)>;
+
+    explicit MessageReader(std::size_t max_message = kMaxMessageSize) noexcept
+        : max_message_(max_message)
+    {
+    }
+
+    /// Consumes every whole record the producer published in `ring` (the channel's ring
+    /// in our DMB, exactly ring_size bytes) and hands each completed message to `deliver`.
+    Result<void> poll(std::span<const std::byte> ring, RxRing& rx, const Deliver& deliver);
+
+    /// Bytes of a message whose last piece has not arrived yet.
+    [[nodiscard]] std::size_t partial_size() const noexcept { return partial_.size(); }
+
+private:
+    Result<void> take_piece(const RecordHeader& h, std::span<const std::byte> payload,
+                            const Deliver& deliver);
+
+    std::size_t max_message_;
+    bool in_message_ = false;
+    std::vector<std::byte> partial_;
+};
+
+}  // namespace ism::link
