@@ -56,8 +56,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size)
     if (!cb) {
         // Still exercise the record parser on one default-sized ring where it fits.
         if (size >= kRingAreaOffset + kMinRingSize)
-            drive_ring(dmb.subspan(kRingAreaOffset, kMinRingSize), be64(dmb, 64),
-                       be64(dmb, 320));
+            drive_ring(dmb.subspan(kRingAreaOffset, kMinRingSize), be64(dmb, 64), be64(dmb, 320));
         return 0;
     }
     for (std::size_t c = 0; c < cb->nr_channels; ++c) {
