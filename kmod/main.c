@@ -244,19 +244,29 @@ out_free:
 	return count;
 }
 
-/* Config space: translate our offset into the core's and let it emulate. */
+/*
+ * Config space: translate our offset into the core's encoding and let the
+ * core emulate it.  Config space is at most 4 KiB, so it always fits.
+ */
+static int ism_vfio_pci_config_pos(loff_t *ppos, loff_t *core_pos)
+{
+	u64 pos = *ppos & ISM_VFIO_PCI_OFFSET_MASK;
+
+	if (pos > VFIO_PCI_OFFSET_MASK)
+		return -EINVAL;
+	*core_pos = VFIO_PCI_INDEX_TO_OFFSET(VFIO_PCI_CONFIG_REGION_INDEX) + pos;
+	return 0;
+}
+
 static ssize_t ism_vfio_pci_config_read(struct vfio_device *core_vdev,
 					char __user *buf, size_t count,
 					loff_t *ppos)
 {
-	u64 pos = *ppos & ISM_VFIO_PCI_OFFSET_MASK;
 	loff_t core_pos;
-	ssize_t ret;
+	ssize_t ret = ism_vfio_pci_config_pos(ppos, &core_pos);
 
-	if (pos > VFIO_PCI_OFFSET_MASK)
-		return -EINVAL;
-	core_pos = VFIO_PCI_INDEX_TO_OFFSET(VFIO_PCI_CONFIG_REGION_INDEX) + pos;
-	ret = vfio_pci_core_read(core_vdev, buf, count, &core_pos);
+	if (!ret)
+		ret = vfio_pci_core_read(core_vdev, buf, count, &core_pos);
 	if (ret > 0)
 		*ppos += ret;
 	return ret;
@@ -266,14 +276,11 @@ static ssize_t ism_vfio_pci_config_write(struct vfio_device *core_vdev,
 					 const char __user *buf, size_t count,
 					 loff_t *ppos)
 {
-	u64 pos = *ppos & ISM_VFIO_PCI_OFFSET_MASK;
 	loff_t core_pos;
-	ssize_t ret;
+	ssize_t ret = ism_vfio_pci_config_pos(ppos, &core_pos);
 
-	if (pos > VFIO_PCI_OFFSET_MASK)
-		return -EINVAL;
-	core_pos = VFIO_PCI_INDEX_TO_OFFSET(VFIO_PCI_CONFIG_REGION_INDEX) + pos;
-	ret = vfio_pci_core_write(core_vdev, buf, count, &core_pos);
+	if (!ret)
+		ret = vfio_pci_core_write(core_vdev, buf, count, &core_pos);
 	if (ret > 0)
 		*ppos += ret;
 	return ret;
