@@ -82,10 +82,11 @@ std::atomic_ref<T> shared_word(std::byte* p) noexcept
 
 /// Atomically ORs big-endian `bits` into the aligned word at `p` (release: whatever was
 /// written before is visible to whoever sees the bit).
+/// Returns the word's previous value.
 template <class T>
-void or_be(std::byte* p, T bits) noexcept
+T or_be(std::byte* p, T bits) noexcept
 {
-    shared_word<T>(p).fetch_or(be_repr(bits), std::memory_order_seq_cst);
+    return be_repr(shared_word<T>(p).fetch_or(be_repr(bits), std::memory_order_seq_cst));
 }
 
 /// Stores big-endian `v` into the aligned word at `p`.

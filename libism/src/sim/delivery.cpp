@@ -70,6 +70,21 @@ bool irq_wanted_locked(Slot& s)
     return true;
 }
 
+namespace {
+
+// The device interrupts when it sets the summary bit s. While s is still set the driver
+// has not started its scan yet, which clears s first and then finds whatever was added
+// meanwhile: a second interrupt would only be coalesced, so none is raised.
+bool raise_on_summary_locked(Slot& s, std::byte* sba, uint32_t bits)
+{
+    const uint32_t before = or_be<uint32_t>(sba, bits);
+    if ((before & kSbaSummaryBit) != 0)
+        return false;
+    return irq_wanted_locked(s);
+}
+
+}  // namespace
+
 uint64_t tod_clock()
 {
     struct timespec ts {};
@@ -112,8 +127,7 @@ bool post_event_locked(const FabricMap& map, uint32_t i, uint32_t type, uint32_t
     std::byte* sba = translate(map, i, s.sba_iova, kSbaSize);
     if (sba == nullptr)
         return false;
-    or_be<uint32_t>(sba, static_cast<uint32_t>(kSbaSummaryBit | kSbaEventBit));
-    return irq_wanted_locked(s);
+    return raise_on_summary_locked(s, sba, static_cast<uint32_t>(kSbaSummaryBit | kSbaEventBit));
 }
 
 bool signal_dmb_locked(const FabricMap& map, uint32_t i, uint32_t sba_idx, uint32_t dmbe_idx)
@@ -128,8 +142,7 @@ bool signal_dmb_locked(const FabricMap& map, uint32_t i, uint32_t sba_idx, uint3
     or_be<uint16_t>(sba + kSbaDmbeMaskOffset + 2 * uint64_t{sba_idx}, ror16(0x1000, dmbe_idx));
     or_be<uint32_t>(sba + kSbaDmbBitsOffset + 4 * uint64_t{sba_idx / 32},
                     uint32_t{0x8000'0000} >> (sba_idx % 32));
-    or_be<uint32_t>(sba, static_cast<uint32_t>(kSbaSummaryBit));
-    return irq_wanted_locked(s);
+    return raise_on_summary_locked(s, sba, static_cast<uint32_t>(kSbaSummaryBit));
 }
 
 }  // namespace ism::sim::detail

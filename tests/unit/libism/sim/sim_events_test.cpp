@@ -71,9 +71,28 @@ TEST_F(SimInterrupts, RaisedOnSignalAndEventsOnly)
     EXPECT_EQ(b_->irqs(), 0U);
     ASSERT_TRUE(a_->store(tok, 0, true, 0, Bytes(8)));
     EXPECT_EQ(b_->irqs(), 1U);
+    b_->sba[0] = std::byte{0};  // the driver's scan clears s first
     ASSERT_EQ(a_->signal(b_->gid, 1, 0), kRcSuccess);
     EXPECT_EQ(b_->irqs(), 1U);
     EXPECT_EQ(a_->irqs(), 0U);
+}
+
+TEST_F(SimInterrupts, NoSecondInterruptUntilTheDriverClearsTheSummaryBit)
+{
+    a_->init();
+    b_->init();
+    auto [rc, tok] = b_->reg_dmb(a_->gid, 4096);
+    ASSERT_EQ(rc, kRcSuccess);
+    ASSERT_TRUE(a_->store(tok, 0, true, 0, Bytes(8)));
+    EXPECT_EQ(b_->irqs(), 1U);
+    // s is still set: the driver has not scanned yet and will find these too.
+    ASSERT_TRUE(a_->store(tok, 0, true, 0, Bytes(8)));
+    ASSERT_EQ(a_->signal(b_->gid, 1, 0), kRcSuccess);
+    EXPECT_EQ(b_->irqs(), 0U);
+    EXPECT_EQ(byte_at(b_->sba, 0), 0xC0);
+    b_->sba[0] = std::byte{0};
+    ASSERT_TRUE(a_->store(tok, 0, true, 0, Bytes(8)));
+    EXPECT_EQ(b_->irqs(), 1U);
 }
 
 TEST_F(SimInterrupts, NoInterruptWhileSbaIsNotRegistered)
