@@ -38,6 +38,7 @@ void drive_ring(std::span<const std::byte> ring, uint64_t first, uint64_t second
             return;
         if (!reader.poll(ring, rx, deliver))
             return;
+        rx.release_all();
         if (rx.should_publish())
             (void)rx.publish();
     }

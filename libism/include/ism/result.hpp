@@ -54,6 +54,7 @@ enum class errc {
     proto_version,
     bad_control_block,  // the peer's control block is malformed
     bad_record,         // a message record in a ring is malformed
+    link_reset,         // the link was reset after a protocol violation
     // Emulated device (sim)
     sim_bad_name,         // fabric or function name empty, too long or with bad characters
     sim_fabric_full,      // no free function slot on the emulated fabric

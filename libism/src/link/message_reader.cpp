@@ -28,6 +28,8 @@ Result<void> MessageReader::poll(std::span<const std::byte> ring, RxRing& rx,
         // Records never wrap and are published whole.
         if (h->footprint() > rx.bytes_to_ring_end() || h->footprint() > rx.available())
             return fail(errc::bad_record);
+        if ((h->flags & kRecordFirst) != 0 && !in_message_)
+            begin_ = rx.cursor();
         auto r = take_piece(*h, ring.subspan(at + kRecordHeaderSize, h->length), deliver);
         if (!r)
             return r;

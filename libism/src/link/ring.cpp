@@ -7,7 +7,8 @@ namespace ism::link {
 
 Result<void> RxRing::update_producer(uint64_t prod)
 {
-    if (prod < prod_ || prod - consumed_ > ring_size_)
+    // The writer may fill the ring up to the consumer cursor we last returned.
+    if (prod < prod_ || prod - published_ > ring_size_)
         return fail(errc::bad_cursor);
     prod_ = prod;
     return {};
@@ -23,19 +24,24 @@ void RxRing::consume(std::size_t n) noexcept
     consumed_ += std::min<uint64_t>(n, available());
 }
 
+void RxRing::release(uint64_t cursor) noexcept
+{
+    released_ = std::max(released_, std::min(cursor, consumed_));
+}
+
 bool RxRing::should_publish() const noexcept
 {
-    const uint64_t unannounced = consumed_ - published_;
+    const uint64_t unannounced = released_ - published_;
     if (unannounced == 0)
         return false;
-    // The writer sees free space = ring - (prod - published): when we drained the ring
-    // it may be waiting, so any progress is worth telling.
-    return unannounced >= ring_size_ / 4 || available() == 0;
+    // The writer sees free space = ring - (prod - published): when everything it
+    // published is released it may be waiting, so any progress is worth telling.
+    return unannounced >= ring_size_ / 4 || released_ == prod_;
 }
 
 uint64_t RxRing::publish() noexcept
 {
-    published_ = consumed_;
+    published_ = released_;
     return published_;
 }
 

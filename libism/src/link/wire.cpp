@@ -2,6 +2,7 @@
 #include "ism/link/wire.hpp"
 
 #include <algorithm>
+#include <bit>
 
 #include "device/regs.hpp"
 
@@ -31,8 +32,9 @@ bool all_zero(std::span<const std::byte> bytes)
 
 uint64_t Offer::pack() const noexcept
 {
-    return (token & kTokenFieldMask) | (uint64_t{epoch} << 16) | (uint64_t{min_version} << 8) |
-           max_version;
+    const auto shift = static_cast<uint64_t>(std::countr_zero(dmb_size));
+    return (shift << 48) | (token & kTokenFieldMask) | (uint64_t{epoch} << 16) |
+           (uint64_t{min_version} << 8) | max_version;
 }
 
 Result<Offer> Offer::unpack(uint64_t info)
@@ -42,7 +44,11 @@ Result<Offer> Offer::unpack(uint64_t info)
     o.epoch = static_cast<uint16_t>(info >> 16);
     o.min_version = static_cast<uint8_t>(info >> 8);
     o.max_version = static_cast<uint8_t>(info);
-    if ((info >> 48) != 0 || !token_form(o.token) || o.epoch == 0 || o.min_version == 0 ||
+    const auto shift = static_cast<unsigned>((info >> 48) & 0xFF);
+    if (shift < kMinDmbShift || shift > kMaxDmbShift)
+        return fail(errc::bad_control_block);
+    o.dmb_size = std::size_t{1} << shift;
+    if ((info >> 56) != 0 || !token_form(o.token) || o.epoch == 0 || o.min_version == 0 ||
         o.min_version > o.max_version)
         return fail(errc::bad_control_block);
     return o;

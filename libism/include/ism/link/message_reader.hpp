@@ -34,6 +34,10 @@ public:
     /// in our DMB, exactly ring_size bytes) and hands each completed message to `deliver`.
     Result<void> poll(std::span<const std::byte> ring, RxRing& rx, const Deliver& deliver);
 
+    [[nodiscard]] std::size_t max_message() const noexcept { return max_message_; }
+    /// While `deliver` runs: the ring cursor where the delivered message's first record
+    /// began (its room must not go back to the writer before the message is handed on).
+    [[nodiscard]] uint64_t message_begin() const noexcept { return begin_; }
     /// Bytes of a message whose last piece has not arrived yet.
     [[nodiscard]] std::size_t partial_size() const noexcept { return partial_.size(); }
 
@@ -43,6 +47,7 @@ private:
 
     std::size_t max_message_;
     bool in_message_ = false;
+    uint64_t begin_ = 0;
     std::vector<std::byte> partial_;
 };
 

@@ -20,10 +20,12 @@ public:
     explicit RxRing(uint32_t ring_size) noexcept : ring_size_(ring_size) {}
 
     /// A producer cursor from the peer: refused (errc::bad_cursor) if it went backwards
-    /// or claims more unread bytes than the ring holds.
+    /// or claims more bytes than the credit we returned allows.
     Result<void> update_producer(uint64_t prod);
 
     [[nodiscard]] uint64_t available() const noexcept { return prod_ - consumed_; }
+    /// Cursor of the next byte to read.
+    [[nodiscard]] uint64_t cursor() const noexcept { return consumed_; }
     [[nodiscard]] std::size_t read_offset() const noexcept
     {
         return static_cast<std::size_t>(consumed_ % ring_size_);
@@ -37,9 +39,14 @@ public:
         return ring_size_ - read_offset();
     }
 
+    /// Bytes up to `cursor` were handed to the application: their room may go back to
+    /// the writer. Clamped to what was read; never moves back.
+    void release(uint64_t cursor) noexcept;
+    void release_all() noexcept { released_ = consumed_; }
+
     /// True when the consumer cursor should be returned to the writer: a quarter of the
-    /// ring was consumed since the last return, or everything was read while the writer
-    /// may be waiting for room.
+    /// ring was released since the last return, or everything published was released
+    /// (the writer may be waiting for room).
     [[nodiscard]] bool should_publish() const noexcept;
     /// The cursor to store into the peer's DMB; remembered as published.
     uint64_t publish() noexcept;
@@ -48,6 +55,7 @@ private:
     uint32_t ring_size_;
     uint64_t prod_ = 0;
     uint64_t consumed_ = 0;
+    uint64_t released_ = 0;
     uint64_t published_ = 0;
 };
 

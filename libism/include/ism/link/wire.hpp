@@ -31,6 +31,8 @@ inline constexpr uint32_t kMaxChannels = 32;
 inline constexpr uint32_t kMinRingSize = 4096;
 inline constexpr uint32_t kRingAlign = 64;
 inline constexpr std::size_t kMaxMessageSize = std::size_t{16} << 20;
+inline constexpr unsigned kMinDmbShift = 14;  // 16 KiB
+inline constexpr unsigned kMaxDmbShift = 20;  // 1 MiB
 
 // Message records.
 inline constexpr std::size_t kRecordHeaderSize = 8;
@@ -47,15 +49,18 @@ enum class ResetReason : uint16_t {
     channel = 6,
 };
 
-/// OFFER's info: token | epoch << 16 | lowest version << 8 | highest version.
+/// OFFER's info: log2(dmb_size) << 48 | token | epoch << 16 | lowest version << 8 |
+/// highest version.
 struct Offer {
     uint64_t token = 0;
     uint16_t epoch = 0;
     uint8_t min_version = 0;
     uint8_t max_version = 0;
+    std::size_t dmb_size = 0;  // the sender's DMB: a power of two, 16 KiB .. 1 MiB
 
     [[nodiscard]] uint64_t pack() const noexcept;
-    /// Refuses a token not of the hardware form, epoch 0, or an empty version range.
+    /// Refuses a token not of the hardware form, epoch 0, an empty version range, a DMB
+    /// size out of range, or reserved bits set.
     static Result<Offer> unpack(uint64_t info);
 };
 

@@ -43,9 +43,13 @@ struct Reader {
     {
         if (auto r = rx.update_producer(prod); !r)
             return r;
-        return reader.poll(w.ring, rx, [this](std::vector<std::byte>&& m) {
+        auto r = reader.poll(w.ring, rx, [this](std::vector<std::byte>&& m) {
             got.emplace_back(reinterpret_cast<const char*>(m.data()), m.size());
         });
+        // Every message was handed over: the room goes back to the writer.
+        rx.release_all();
+        (void)rx.publish();
+        return r;
     }
 };
 

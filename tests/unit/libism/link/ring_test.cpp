@@ -14,6 +14,8 @@ TEST(LinkRing, ReaderFollowsTheProducerAcrossTheWrap)
     ASSERT_TRUE(rx.update_producer(4000));
     EXPECT_EQ(rx.available(), 4000U);
     rx.consume(4000);
+    rx.release_all();
+    (void)rx.publish();
     ASSERT_TRUE(rx.update_producer(4000 + 200));
     EXPECT_EQ(rx.read_offset(), 4000U);
     EXPECT_EQ(rx.contiguous(), 96U);  // up to the ring's end, then from 0
@@ -36,6 +38,10 @@ TEST(LinkHostilePeer, ProducerCursorPastCapacityIsRefused)
     EXPECT_EQ(rx.update_producer(4097).error(), errc::bad_cursor);
     ASSERT_TRUE(rx.update_producer(4096));
     rx.consume(10);
+    rx.release_all();
+    // Read but not yet returned: the writer has no room yet.
+    EXPECT_EQ(rx.update_producer(4096 + 1).error(), errc::bad_cursor);
+    (void)rx.publish();
     EXPECT_EQ(rx.update_producer(4096 + 11).error(), errc::bad_cursor);
     EXPECT_TRUE(rx.update_producer(4096 + 10));
     EXPECT_EQ(rx.update_producer(~uint64_t{0}).error(), errc::bad_cursor);
@@ -46,13 +52,30 @@ TEST(LinkRing, ConsumerCursorIsReturnedEveryQuarterRingOrWhenDrained)
     RxRing rx(4096);
     ASSERT_TRUE(rx.update_producer(4096));
     rx.consume(1000);
+    rx.release_all();
     EXPECT_FALSE(rx.should_publish());
     rx.consume(24);
+    rx.release_all();
     EXPECT_TRUE(rx.should_publish());
     EXPECT_EQ(rx.publish(), 1024U);
     EXPECT_FALSE(rx.should_publish());
     rx.consume(3072);  // drained: the writer may be waiting
+    rx.release_all();
     EXPECT_TRUE(rx.should_publish());
+}
+
+TEST(LinkRing, CreditWaitsUntilTheApplicationHasTheBytes)
+{
+    RxRing rx(4096);
+    ASSERT_TRUE(rx.update_producer(4096));
+    rx.consume(4096);  // read into a message nobody has received yet
+    EXPECT_FALSE(rx.should_publish());
+    rx.release(1000);
+    rx.release(500);  // never backwards
+    EXPECT_FALSE(rx.should_publish());
+    rx.release(8192);  // clamped to what was read
+    EXPECT_TRUE(rx.should_publish());
+    EXPECT_EQ(rx.publish(), 4096U);
 }
 
 TEST(LinkRing, ConsumeNeverPassesTheProducer)

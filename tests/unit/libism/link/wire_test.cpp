@@ -36,23 +36,28 @@ ControlBlock valid_block()
 
 TEST(LinkWire, OfferPacksTokenEpochAndVersions)
 {
-    const Offer o{0x0000'ABCD'0000'0000ULL, 0x1234, 1, 3};
-    EXPECT_EQ(o.pack(), 0x0000'ABCD'1234'0103ULL);
+    const Offer o{0x0000'ABCD'0000'0000ULL, 0x1234, 1, 3, 256 * 1024};
+    EXPECT_EQ(o.pack(), 0x0012'ABCD'1234'0103ULL);
     auto back = Offer::unpack(o.pack());
     ASSERT_TRUE(back);
     EXPECT_EQ(back->token, o.token);
     EXPECT_EQ(back->epoch, 0x1234);
     EXPECT_EQ(back->min_version, 1);
     EXPECT_EQ(back->max_version, 3);
+    EXPECT_EQ(back->dmb_size, 256U * 1024);
 }
 
 TEST(LinkWire, OfferRefusesWhatNoPeerSends)
 {
-    EXPECT_FALSE(Offer::unpack(0x0000'0000'1234'0101ULL));  // no token
-    EXPECT_FALSE(Offer::unpack(0x0001'0001'1234'0101ULL));  // bits above 2^48
-    EXPECT_FALSE(Offer::unpack(0x0000'0001'0000'0101ULL));  // epoch 0
-    EXPECT_FALSE(Offer::unpack(0x0000'0001'1234'0201ULL));  // min above max
-    EXPECT_FALSE(Offer::unpack(0x0000'0001'1234'0000ULL));  // no version
+    EXPECT_TRUE(Offer::unpack(0x0014'0001'1234'0101ULL));
+    EXPECT_FALSE(Offer::unpack(0x0014'0000'1234'0101ULL));  // no token
+    EXPECT_FALSE(Offer::unpack(0x0114'0001'1234'0101ULL));  // reserved bits set
+    EXPECT_FALSE(Offer::unpack(0x0000'0001'1234'0101ULL));  // no DMB size
+    EXPECT_FALSE(Offer::unpack(0x000D'0001'1234'0101ULL));  // DMB below 16 KiB
+    EXPECT_FALSE(Offer::unpack(0x0015'0001'1234'0101ULL));  // DMB above 1 MiB
+    EXPECT_FALSE(Offer::unpack(0x0014'0001'0000'0101ULL));  // epoch 0
+    EXPECT_FALSE(Offer::unpack(0x0014'0001'1234'0201ULL));  // min above max
+    EXPECT_FALSE(Offer::unpack(0x0014'0001'1234'0000ULL));  // no version
 }
 
 TEST(LinkWire, NegotiatesTheHighestCommonVersion)

@@ -1,0 +1,283 @@
+// SPDX-License-Identifier: MIT
+// Link: one end of the DMB transport between two ISM functions, with multiplexed
+// channels (docs/protocol.md, version 1).
+//
+// The link is a state machine with no thread and no event loop of its own: its owner
+// calls on_event() for the peer's OFFER/RESET events, on_peer_disabled() for the device's
+// "GID disabled" event, poll() when our DMB was signalled (or continuously, in polling
+// mode) and tick() at next_deadline(). ism/link/endpoint.hpp does all of that on a
+// Boost.Asio event loop. It reaches the device only through a Port.
+//
+// Delivery: a send completes with success only once the peer has consumed every byte of
+// it (its consumer cursor passed the end); when the link goes down first, it completes
+// with errc::peer_gone (or errc::link_reset after a protocol violation). Bytes are never
+// sent twice, so a success means delivered exactly once and an error means "maybe not".
+// After a loss the link starts a new epoch by itself; channels are told (down, then up).
+//
+// Threading: everything runs on the owner's one thread. Handlers are invoked after the
+// link's own state is settled, so they may call back into the link (send, receive).
+// A Link must not be destroyed from inside one of its handlers.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <random>
+#include <span>
+#include <system_error>
+#include <vector>
+
+#include "ism/link/message_reader.hpp"
+#include "ism/link/port.hpp"
+#include "ism/link/ring.hpp"
+#include "ism/link/wire.hpp"
+#include "ism/result.hpp"
+
+namespace ism::link {
+
+using Clock = std::chrono::steady_clock;
+
+inline constexpr std::size_t kMinDmbSize = std::size_t{16} << 10;
+inline constexpr std::size_t kMaxDmbSize = std::size_t{1} << 20;
+
+struct LinkOptions {
+    uint64_t peer_gid = 0;                        // the configured peer (used by the Endpoint)
+    std::size_t dmb_size = std::size_t{1} << 20;  // our DMB: a power of two, 16 KiB .. 1 MiB
+    uint32_t channels = 16;                       // 1..32; each ring is (dmb - 1024) / channels
+    std::chrono::milliseconds keepalive_interval{1000};
+    std::chrono::milliseconds dead_after{3000};  // no keepalive for this long: peer is dead
+    std::chrono::milliseconds offer_first{100};  // OFFER retry: first interval, doubling...
+    std::chrono::milliseconds offer_max{1000};   // ...up to this
+    std::size_t max_message = kMaxMessageSize;   // largest message a channel accepts
+
+    /// Checks ranges and that every ring gets at least kMinRingSize bytes.
+    [[nodiscard]] Result<void> validate() const;
+};
+
+enum class ChannelMode : uint8_t { message, stream };
+
+/// What the link tells its owner (ismd logs these).
+struct LinkEvent {
+    enum class Kind : uint8_t {
+        up,              // handshake complete (again)
+        down,            // peer lost or link reset: `error` says why
+        reset_sent,      // we reset the link: the peer broke `reason` on `channel`
+        reset_received,  // the peer reset the link with `reason`
+        offer_refused,   // an OFFER we could not accept (`reason`: version or control)
+    };
+    Kind kind = Kind::down;
+    std::error_code error;
+    ResetReason reason = ResetReason::control;
+    uint32_t channel = 0;
+};
+
+struct ChannelStats {
+    uint64_t messages_sent = 0;  // sends the peer confirmed (message mode: messages)
+    uint64_t bytes_sent = 0;
+    uint64_t sends_failed = 0;  // sends completed with an error: not (known to be) delivered
+    uint64_t bytes_failed = 0;
+    uint64_t messages_received = 0;
+    uint64_t bytes_received = 0;
+};
+
+class Link;
+
+class Channel {
+public:
+    using SendHandler = std::function<void(std::error_code)>;
+    using ReceiveHandler = std::function<void(std::error_code, std::vector<std::byte>)>;
+    using ReadHandler = std::function<void(std::error_code, std::size_t)>;
+    using StateHandler = std::function<void(bool up)>;
+
+    Channel(const Channel&) = delete;
+    Channel& operator=(const Channel&) = delete;
+
+    [[nodiscard]] uint32_t index() const noexcept { return index_; }
+    [[nodiscard]] ChannelMode mode() const noexcept { return mode_; }
+
+    /// Message mode: sends one message (at most max_message bytes). Stream mode: sends the
+    /// bytes. `data` must stay valid until `done` runs. Sends complete in order.
+    void async_send(std::span<const std::byte> data, SendHandler done);
+    /// Message mode: the next message.
+    void async_receive(ReceiveHandler done);
+    /// Stream mode: at least one byte, at most buffer.size(), into `buffer` (valid until
+    /// `done` runs).
+    void async_read_some(std::span<std::byte> buffer, ReadHandler done);
+    /// Told false when the link goes down and true when it comes (back) up.
+    void set_state_handler(StateHandler handler) { on_state_ = std::move(handler); }
+
+    [[nodiscard]] const ChannelStats& stats() const noexcept { return stats_; }
+    /// Sends not yet confirmed by the peer.
+    [[nodiscard]] std::size_t pending_sends() const noexcept
+    {
+        return unsent_.size() + unconfirmed_.size();
+    }
+
+private:
+    friend class Link;
+
+    struct SendOp {
+        std::span<const std::byte> data;
+        std::size_t done = 0;
+        bool started = false;
+        uint64_t end = 0;  // producer cursor after its last byte
+        SendHandler handler;
+    };
+    struct ReadOp {
+        std::span<std::byte> buffer;
+        ReadHandler handler;
+    };
+
+    Channel(Link& link, uint32_t index, std::size_t max_message) noexcept
+        : link_(&link), index_(index), reader_(max_message)
+    {
+    }
+    void reset_rings() noexcept;
+
+    Link* link_;
+    uint32_t index_;
+    ChannelMode mode_ = ChannelMode::message;
+    bool open_ = false;
+    StateHandler on_state_;
+    ChannelStats stats_;
+
+    // Sending: into the ring in the peer's DMB.
+    std::optional<TxRing> tx_;
+    std::deque<SendOp> unsent_;       // front may be partly written
+    std::deque<SendOp> unconfirmed_;  // written, waiting for the peer's consumer cursor
+    bool prod_dirty_ = false;
+
+    // Receiving: out of the ring in our DMB.
+    std::optional<RxRing> rx_;
+    MessageReader reader_;
+    struct Inbound {
+        std::vector<std::byte> message;
+        uint64_t begin = 0;  // ring cursor of its first record
+    };
+    std::deque<Inbound> inbox_;
+    std::size_t inbox_bytes_ = 0;
+    std::deque<ReceiveHandler> receivers_;
+    std::deque<ReadOp> reads_;
+    bool cons_dirty_ = false;
+};
+
+class Link {
+public:
+    using EventHandler = std::function<void(const LinkEvent&)>;
+
+    Link(Port& port, const LinkOptions& options);
+    ~Link();
+    Link(const Link&) = delete;
+    Link& operator=(const Link&) = delete;
+
+    /// Registers our DMB and starts offering it to the peer.
+    Result<void> start(Clock::time_point now);
+    /// Opens channel `index` (< options.channels) in `mode`; data the peer sent on it
+    /// before waits in its ring. Opening an open channel returns it unchanged.
+    Channel& open_channel(uint32_t index, ChannelMode mode);
+
+    /// A software event from the peer's GID.
+    void on_event(uint32_t code, uint64_t info, Clock::time_point now);
+    /// The device reported the peer's GID disabled.
+    void on_peer_disabled(Clock::time_point now);
+    /// Our DMB may have changed: read cursors, deliver, return credit, send.
+    void poll(Clock::time_point now);
+    /// Timers: OFFER retries, keepalive, dead-peer detection.
+    void tick(Clock::time_point now);
+    [[nodiscard]] Clock::time_point next_deadline() const noexcept;
+
+    void set_event_handler(EventHandler handler) { on_event_ = std::move(handler); }
+
+    [[nodiscard]] bool up() const noexcept { return up_; }
+    [[nodiscard]] const LinkOptions& options() const noexcept { return opt_; }
+    /// Our current DMB (token 0 while none is registered).
+    [[nodiscard]] uint64_t own_token() const noexcept { return have_dmb_ ? dmb_.token : 0; }
+    [[nodiscard]] uint16_t epoch() const noexcept { return epoch_; }
+    [[nodiscard]] uint8_t version() const noexcept { return version_; }
+    /// Handshakes completed so far (1 after the first, +1 per recovery).
+    [[nodiscard]] uint64_t ups() const noexcept { return ups_; }
+
+private:
+    friend class Channel;
+    class Settle;
+
+    struct PeerEnd {
+        uint64_t token = 0;
+        uint16_t epoch = 0;
+        std::size_t dmb_size = 0;
+    };
+
+    Result<void> begin_epoch(Clock::time_point now);
+    void send_offer(Clock::time_point now);
+    [[nodiscard]] Offer our_offer() const noexcept;
+    void take_offer(const Offer& offer, uint8_t version, Clock::time_point now);
+    bool write_control(bool fresh);
+    void read_control(Clock::time_point now);
+    void go_up(Clock::time_point now);
+    /// Tears the epoch down: fails every waiter with `waiters`, sends RESET(`reason`)
+    /// when given, drops our DMB and starts a new epoch.
+    void restart(std::error_code why, std::optional<ResetReason> reason, uint32_t channel,
+                 Clock::time_point now);
+    void lose(std::error_code why) { restart(why, std::nullopt, 0, Clock::now()); }
+    void violation(ResetReason reason, std::error_code why, uint32_t channel)
+    {
+        restart(why, reason, channel, Clock::now());
+    }
+
+    bool service_all();
+    bool service_rx(Channel& ch);
+    bool service_tx(Channel& ch);
+    bool write_message(Channel& ch, Channel::SendOp& op);
+    bool write_stream(Channel& ch, Channel::SendOp& op);
+    bool store_peer(uint64_t offset, std::span<const std::byte> data, bool signal);
+    void flush_cursors();
+    void complete_sends(Channel& ch, uint64_t cons);
+    void fail_waiters(Channel& ch, std::error_code why);
+
+    [[nodiscard]] std::span<const std::byte> rx_ring(uint32_t c) const noexcept;
+    [[nodiscard]] uint64_t load_cursor(std::size_t offset) const noexcept;
+    void emit(LinkEvent event);
+    void defer(std::function<void()> fn) { deferred_.push_back(std::move(fn)); }
+    void settle();
+
+    Port& port_;
+    LinkOptions opt_;
+    EventHandler on_event_;
+    std::vector<std::unique_ptr<Channel>> channels_;
+    std::minstd_rand rng_;
+
+    OwnDmb dmb_;
+    bool have_dmb_ = false;
+    uint16_t epoch_ = 0;
+
+    PeerEnd peer_;
+    bool have_peer_ = false;
+    uint8_t version_ = 0;
+    uint32_t tx_ring_ = 0;      // ring size in the peer's DMB (we announce it)
+    uint32_t rx_channels_ = 0;  // geometry of our DMB, as the peer announced it
+    uint32_t rx_ring_ = 0;
+
+    bool wrote_cb_ = false;  // our control block is in the peer's DMB for its epoch
+    bool accepted_ = false;  // the peer's control block in our DMB names our epoch
+    bool up_ = false;
+    uint64_t ups_ = 0;
+
+    bool offering_ = false;
+    Clock::time_point next_offer_{};
+    std::chrono::milliseconds offer_backoff_{};
+    int bad_control_ticks_ = 0;
+
+    uint64_t keepalive_out_ = 0;
+    uint64_t keepalive_in_ = 0;
+    Clock::time_point keepalive_seen_{};
+    Clock::time_point next_keepalive_{};
+
+    int depth_ = 0;
+    std::vector<std::function<void()>> deferred_;
+};
+
+}  // namespace ism::link

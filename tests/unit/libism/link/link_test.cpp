@@ -1,0 +1,618 @@
+// SPDX-License-Identifier: MIT
+// The link state machine between two in-memory ports: handshake, channels, credit,
+// liveness and resets, with time and event delivery under the test's control.
+#include "ism/link/link.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <deque>
+#include <map>
+#include <string>
+
+#include "device/regs.hpp"
+
+namespace {
+
+using namespace ism;
+using namespace ism::link;
+using namespace std::chrono_literals;
+
+std::vector<std::byte> pattern(std::size_t n, unsigned seed)
+{
+    std::vector<std::byte> v(n);
+    for (std::size_t i = 0; i < n; ++i)
+        v[i] = static_cast<std::byte>((i * 131 + seed * 7 + (i >> 8)) & 0xFF);
+    return v;
+}
+
+// One side's view of the fabric: its DMBs (written by the other side), its event queue.
+class MemPort final : public Port {
+public:
+    explicit MemPort(uint64_t token_base) : next_token_(token_base) {}
+
+    Result<OwnDmb> register_dmb(std::size_t size) override
+    {
+        const uint64_t token = (next_token_++) << 32;
+        auto& mem = dmbs_[token];
+        mem.assign(size / 8, 0);
+        return OwnDmb{token, std::as_writable_bytes(std::span(mem))};
+    }
+    void unregister_dmb(uint64_t token) override { dmbs_.erase(token); }
+
+    Result<void> store(uint64_t token, uint64_t offset, std::span<const std::byte> data,
+                       bool signal) override
+    {
+        ++stores;
+        if (peer == nullptr || peer->dead)
+            return fail(errc::hw_unknown_token);
+        auto it = peer->dmbs_.find(token);
+        if (it == peer->dmbs_.end())
+            return fail(errc::hw_unknown_token);
+        auto mem = std::as_writable_bytes(std::span(it->second));
+        if (offset > mem.size() || data.size() > mem.size() - offset)
+            return fail(errc::hw_bad_address);
+        std::memcpy(mem.data() + offset, data.data(), data.size());
+        if (signal)
+            peer->signalled = true;
+        return {};
+    }
+
+    Result<void> send_event(uint32_t code, uint64_t info) override
+    {
+        sent_events.emplace_back(code, info);
+        if (peer != nullptr && !peer->dead && !drop_events)
+            peer->events.emplace_back(code, info);
+        return {};
+    }
+
+    std::span<std::byte> dmb(uint64_t token)
+    {
+        return std::as_writable_bytes(std::span(dmbs_.at(token)));
+    }
+
+    MemPort* peer = nullptr;
+    bool dead = false;
+    bool hung = false;  // its process stopped: memory still there, nothing runs
+    bool drop_events = false;
+    bool signalled = false;
+    std::deque<std::pair<uint32_t, uint64_t>> events;
+    std::vector<std::pair<uint32_t, uint64_t>> sent_events;
+    uint64_t stores = 0;
+
+private:
+    uint64_t next_token_;
+    std::map<uint64_t, std::vector<uint64_t>> dmbs_;
+};
+
+struct Side {
+    Side(uint64_t token_base, LinkOptions o) : port(token_base), link(port, o)
+    {
+        link.set_event_handler([this](const LinkEvent& e) { seen.push_back(e); });
+    }
+    MemPort port;
+    Link link;
+    std::vector<LinkEvent> seen;
+
+    [[nodiscard]] bool saw(LinkEvent::Kind k) const
+    {
+        return std::any_of(seen.begin(), seen.end(),
+                           [k](const LinkEvent& e) { return e.kind == k; });
+    }
+    [[nodiscard]] const LinkEvent* last(LinkEvent::Kind k) const
+    {
+        for (auto it = seen.rbegin(); it != seen.rend(); ++it)
+            if (it->kind == k)
+                return &*it;
+        return nullptr;
+    }
+};
+
+class LinkPairTest : public ::testing::Test {
+protected:
+    static LinkOptions options(uint32_t channels = 16, std::size_t dmb = 256 * 1024)
+    {
+        LinkOptions o;
+        o.dmb_size = dmb;
+        o.channels = channels;
+        return o;
+    }
+
+    void make(LinkOptions oa = options(), LinkOptions ob = options())
+    {
+        a_ = std::make_unique<Side>(1, oa);
+        b_ = std::make_unique<Side>(0x100, ob);
+        wire();
+    }
+    void wire()
+    {
+        a_->port.peer = &b_->port;
+        b_->port.peer = &a_->port;
+    }
+
+    // Delivers events and signals until nothing moves.
+    void pump(int rounds = 10000)
+    {
+        for (int i = 0; i < rounds; ++i) {
+            bool any = false;
+            for (Side* s : {a_.get(), b_.get()}) {
+                if (s == nullptr || s->port.dead || s->port.hung)
+                    continue;
+                while (!s->port.events.empty()) {
+                    auto [code, info] = s->port.events.front();
+                    s->port.events.pop_front();
+                    s->link.on_event(code, info, now_);
+                    any = true;
+                }
+                if (s->port.signalled) {
+                    s->port.signalled = false;
+                    s->link.poll(now_);
+                    any = true;
+                }
+            }
+            if (!any)
+                return;
+        }
+        FAIL() << "the pair never settled";
+    }
+
+    void advance(std::chrono::milliseconds d)
+    {
+        now_ += d;
+        for (Side* s : {a_.get(), b_.get()})
+            if (s != nullptr && !s->port.dead && !s->port.hung)
+                s->link.tick(now_);
+        pump();
+    }
+
+    void start_both()
+    {
+        ASSERT_TRUE(a_->link.start(now_));
+        ASSERT_TRUE(b_->link.start(now_));
+        pump();
+        ASSERT_TRUE(a_->link.up());
+        ASSERT_TRUE(b_->link.up());
+    }
+
+    Clock::time_point now_ = Clock::time_point{} + 1000h;
+    std::unique_ptr<Side> a_;
+    std::unique_ptr<Side> b_;
+};
+
+TEST_F(LinkPairTest, BothSidesStartingAtOnceComeUp)
+{
+    make();
+    start_both();
+    EXPECT_EQ(a_->link.version(), 1);
+    EXPECT_EQ(a_->link.ups(), 1U);
+    EXPECT_TRUE(a_->saw(LinkEvent::Kind::up));
+    EXPECT_TRUE(b_->saw(LinkEvent::Kind::up));
+}
+
+TEST_F(LinkPairTest, LostOffersAreRetriedUntilThePeerAnswers)
+{
+    make();
+    b_->port.drop_events = true;  // b's OFFERs never arrive
+    ASSERT_TRUE(a_->link.start(now_));
+    ASSERT_TRUE(b_->link.start(now_));
+    pump();
+    EXPECT_FALSE(a_->link.up());
+    b_->port.drop_events = false;
+    advance(150ms);
+    EXPECT_TRUE(a_->link.up());
+    EXPECT_TRUE(b_->link.up());
+}
+
+TEST_F(LinkPairTest, PeerStartingLateIsFoundByRetries)
+{
+    make();
+    ASSERT_TRUE(a_->link.start(now_));
+    pump();  // a's OFFER goes to b's queue, but b is not running: drop it
+    b_->port.events.clear();
+    advance(2s);
+    ASSERT_TRUE(b_->link.start(now_));
+    pump();
+    EXPECT_TRUE(a_->link.up());
+    EXPECT_TRUE(b_->link.up());
+}
+
+TEST_F(LinkPairTest, MessagesOfEverySizeArriveInOrderOnEveryChannel)
+{
+    make();
+    std::vector<Channel*> tx, rx;
+    for (uint32_t c = 0; c < 16; ++c) {
+        tx.push_back(&a_->link.open_channel(c, ChannelMode::message));
+        rx.push_back(&b_->link.open_channel(c, ChannelMode::message));
+    }
+    start_both();
+    const std::vector<std::size_t> sizes{0, 1, 7, 8, 9, 100, 4096, 15000, 16320, 65536, 1 << 20};
+    std::vector<std::vector<std::byte>> payloads;
+    for (std::size_t i = 0; i < sizes.size(); ++i)
+        payloads.push_back(pattern(sizes[i], static_cast<unsigned>(i)));
+    int confirmed = 0;
+    std::map<uint32_t, std::vector<std::vector<std::byte>>> got;
+    std::function<void(uint32_t)> receive = [&](uint32_t c) {
+        rx[c]->async_receive([&, c](std::error_code ec, std::vector<std::byte> m) {
+            if (ec)
+                return;
+            got[c].push_back(std::move(m));
+            receive(c);
+        });
+    };
+    for (uint32_t c = 0; c < 16; ++c) {
+        receive(c);
+        for (auto& p : payloads)
+            tx[c]->async_send(p, [&](std::error_code ec) {
+                EXPECT_FALSE(ec) << ec.message();
+                ++confirmed;
+            });
+    }
+    pump();
+    EXPECT_EQ(confirmed, static_cast<int>(16 * sizes.size()));
+    for (uint32_t c = 0; c < 16; ++c) {
+        ASSERT_EQ(got[c].size(), payloads.size()) << "channel " << c;
+        for (std::size_t i = 0; i < payloads.size(); ++i)
+            EXPECT_EQ(got[c][i], payloads[i]) << "channel " << c << " message " << i;
+        EXPECT_EQ(tx[c]->stats().messages_sent, sizes.size());
+        EXPECT_EQ(rx[c]->stats().messages_received, sizes.size());
+    }
+}
+
+TEST_F(LinkPairTest, StreamBytesCrossTheRingWrapInOrder)
+{
+    make(options(4, 64 * 1024), options(4, 64 * 1024));
+    Channel& tx = a_->link.open_channel(2, ChannelMode::stream);
+    Channel& rx = b_->link.open_channel(2, ChannelMode::stream);
+    start_both();
+    const auto data = pattern(200'000, 3);
+    bool sent = false;
+    tx.async_send(data, [&](std::error_code ec) { sent = !ec; });
+    std::vector<std::byte> got;
+    std::vector<std::byte> buf(777);
+    std::function<void()> read = [&] {
+        rx.async_read_some(buf, [&](std::error_code ec, std::size_t n) {
+            if (ec)
+                return;
+            got.insert(got.end(), buf.begin(), buf.begin() + static_cast<long>(n));
+            read();
+        });
+    };
+    read();
+    pump();
+    EXPECT_TRUE(sent);
+    EXPECT_EQ(got, data);
+}
+
+TEST_F(LinkPairTest, ASendIsConfirmedOnlyOnceTheApplicationHasTheMessage)
+{
+    make();
+    Channel& tx = a_->link.open_channel(1, ChannelMode::message);
+    Channel& rx = b_->link.open_channel(1, ChannelMode::message);
+    start_both();
+    const auto m = pattern(100, 1);
+    bool confirmed = false;
+    tx.async_send(m, [&](std::error_code ec) { confirmed = !ec; });
+    pump();
+    EXPECT_FALSE(confirmed) << "nobody received it yet";
+    std::vector<std::byte> got;
+    rx.async_receive([&](std::error_code, std::vector<std::byte> v) { got = std::move(v); });
+    pump();
+    EXPECT_EQ(got, m);
+    EXPECT_TRUE(confirmed);
+}
+
+TEST_F(LinkPairTest, AStalledChannelNeverBlocksTheOthers)
+{
+    make(options(4, 64 * 1024), options(4, 64 * 1024));
+    Channel& stalled_tx = a_->link.open_channel(0, ChannelMode::message);
+    (void)b_->link.open_channel(0, ChannelMode::message);  // never read
+    Channel& busy_tx = a_->link.open_channel(3, ChannelMode::message);
+    Channel& busy_rx = b_->link.open_channel(3, ChannelMode::message);
+    start_both();
+    const auto m = pattern(4000, 2);
+    for (int i = 0; i < 200; ++i)
+        stalled_tx.async_send(m, [](std::error_code) {});
+    std::size_t received = 0;
+    std::function<void()> receive = [&] {
+        busy_rx.async_receive([&](std::error_code ec, std::vector<std::byte>) {
+            if (!ec) {
+                ++received;
+                receive();
+            }
+        });
+    };
+    receive();
+    for (int i = 0; i < 500; ++i)
+        busy_tx.async_send(m, [](std::error_code) {});
+    pump();
+    EXPECT_EQ(received, 500U);
+    EXPECT_EQ(busy_tx.pending_sends(), 0U);
+    EXPECT_EQ(stalled_tx.pending_sends(), 200U) << "the stalled reader confirmed nothing";
+}
+
+TEST_F(LinkPairTest, AMessageLargerThanTheRingGoesInPieces)
+{
+    make(options(8, 64 * 1024), options(8, 64 * 1024));  // rings of 8064 bytes
+    Channel& tx = a_->link.open_channel(5, ChannelMode::message);
+    Channel& rx = b_->link.open_channel(5, ChannelMode::message);
+    start_both();
+    const auto m = pattern(3 << 20, 9);
+    bool confirmed = false;
+    tx.async_send(m, [&](std::error_code ec) { confirmed = !ec; });
+    std::vector<std::byte> got;
+    rx.async_receive([&](std::error_code, std::vector<std::byte> v) { got = std::move(v); });
+    pump(1'000'000);
+    EXPECT_TRUE(confirmed);
+    EXPECT_EQ(got, m);
+}
+
+TEST_F(LinkPairTest, OversizedMessagesAreRefusedToTheSender)
+{
+    auto o = options();
+    o.max_message = 1000;
+    make(o, o);
+    Channel& tx = a_->link.open_channel(0, ChannelMode::message);
+    start_both();
+    const auto m = pattern(1001, 0);
+    std::error_code got;
+    tx.async_send(m, [&](std::error_code ec) { got = ec; });
+    pump();
+    EXPECT_EQ(got, errc::bad_argument);
+}
+
+TEST_F(LinkPairTest, ADeadPeerFailsEveryWaiterAndTheLinkComesBackWithANewOne)
+{
+    auto o = options();
+    make(o, o);
+    Channel& tx = a_->link.open_channel(0, ChannelMode::message);
+    std::vector<bool> states;
+    tx.set_state_handler([&](bool up) { states.push_back(up); });
+    (void)b_->link.open_channel(0, ChannelMode::message);
+    start_both();
+    const auto m = pattern(10, 0);
+    std::error_code sent, received;
+    tx.async_send(m, [&](std::error_code ec) { sent = ec; });
+    tx.async_receive([&](std::error_code ec, std::vector<std::byte>) { received = ec; });
+    pump();
+    // b hangs: no keepalive, no credit, but its memory still takes our stores.
+    b_->port.hung = true;
+    advance(1s);
+    advance(1s);
+    EXPECT_TRUE(a_->link.up());
+    advance(1s);
+    EXPECT_FALSE(a_->link.up());
+    EXPECT_EQ(sent, errc::peer_gone);
+    EXPECT_EQ(received, errc::peer_gone);
+    EXPECT_EQ(tx.stats().sends_failed, 1U);
+    EXPECT_EQ(tx.stats().bytes_failed, 10U);
+    ASSERT_NE(a_->last(LinkEvent::Kind::down), nullptr);
+    EXPECT_EQ(a_->last(LinkEvent::Kind::down)->error, errc::peer_gone);
+
+    // A new process takes b's place: new DMB, new epoch.
+    b_ = std::make_unique<Side>(0x200, o);
+    wire();
+    Channel& rx2 = b_->link.open_channel(0, ChannelMode::message);
+    ASSERT_TRUE(b_->link.start(now_));
+    pump();
+    EXPECT_TRUE(a_->link.up());
+    EXPECT_EQ(a_->link.ups(), 2U);
+    EXPECT_EQ(states, (std::vector<bool>{true, false, true}));
+    std::vector<std::byte> got;
+    rx2.async_receive([&](std::error_code, std::vector<std::byte> v) { got = std::move(v); });
+    sent = make_error_code(errc::peer_gone);
+    tx.async_send(m, [&](std::error_code ec) { sent = ec; });
+    pump();
+    EXPECT_FALSE(sent);
+    EXPECT_EQ(got, m);
+}
+
+TEST_F(LinkPairTest, ARestartedPeerIsNoticedFromItsOffer)
+{
+    auto o = options();
+    make(o, o);
+    Channel& tx = a_->link.open_channel(0, ChannelMode::message);
+    start_both();
+    std::error_code sent;
+    const auto m = pattern(10, 0);
+    tx.async_send(m, [&](std::error_code ec) { sent = ec; });
+    pump();
+    const uint64_t old_token = a_->link.own_token();
+    b_ = std::make_unique<Side>(0x300, o);
+    wire();
+    ASSERT_TRUE(b_->link.start(now_));
+    pump();
+    EXPECT_EQ(sent, errc::peer_gone);
+    EXPECT_TRUE(a_->link.up());
+    EXPECT_TRUE(b_->link.up());
+    EXPECT_NE(a_->link.own_token(), old_token) << "a new epoch gets a new DMB";
+}
+
+TEST_F(LinkPairTest, TheDevicesGidDisabledEventTakesTheLinkDown)
+{
+    make();
+    start_both();
+    a_->link.on_peer_disabled(now_);
+    EXPECT_TRUE(a_->saw(LinkEvent::Kind::down));
+    pump();  // a's new OFFER reaches b, which starts over too
+    EXPECT_TRUE(a_->link.up());
+    EXPECT_EQ(a_->link.ups(), 2U);
+}
+
+TEST_F(LinkPairTest, AFailedStoreIntoThePeerIsPeerLoss)
+{
+    make();
+    Channel& tx = a_->link.open_channel(0, ChannelMode::message);
+    start_both();
+    b_->port.dead = true;
+    std::error_code sent;
+    const auto m = pattern(10, 0);
+    tx.async_send(m, [&](std::error_code ec) { sent = ec; });
+    EXPECT_EQ(sent, errc::peer_gone);
+    EXPECT_FALSE(a_->link.up());
+    ASSERT_NE(a_->last(LinkEvent::Kind::down), nullptr);
+    EXPECT_EQ(a_->last(LinkEvent::Kind::down)->error, errc::hw_unknown_token);
+}
+
+TEST_F(LinkPairTest, SendsWhileDownFailAtOnce)
+{
+    make();
+    Channel& tx = a_->link.open_channel(0, ChannelMode::message);
+    ASSERT_TRUE(a_->link.start(now_));
+    std::error_code sent;
+    tx.async_send(pattern(1, 0), [&](std::error_code ec) { sent = ec; });
+    EXPECT_EQ(sent, errc::peer_gone);
+}
+
+TEST_F(LinkPairTest, OptionsOutOfRangeAreRefused)
+{
+    LinkOptions o;
+    o.dmb_size = 3 << 16;
+    EXPECT_EQ(o.validate().error(), errc::bad_argument);
+    o = LinkOptions{};
+    o.channels = 33;
+    EXPECT_EQ(o.validate().error(), errc::bad_argument);
+    o = LinkOptions{};
+    o.dmb_size = 64 * 1024;  // 16 rings of 4032 bytes: below the minimum ring
+    EXPECT_EQ(o.validate().error(), errc::bad_argument);
+    o.channels = 15;
+    EXPECT_TRUE(o.validate());
+}
+
+// --- A hostile peer: b behaves, then writes something no honest peer writes into a's
+// DMB. a must reset with the reason, tell its owner, and come back.
+
+class LinkHostileTest : public LinkPairTest {
+protected:
+    void SetUp() override
+    {
+        make();
+        tx_ = &a_->link.open_channel(2, ChannelMode::message);
+        rx_ = &a_->link.open_channel(3, ChannelMode::message);
+        (void)b_->link.open_channel(2, ChannelMode::message);
+        start_both();
+    }
+
+    std::span<std::byte> a_dmb() { return b_->port.peer->dmb(a_->link.own_token()); }
+
+    void put64(std::size_t off, uint64_t v)
+    {
+        std::array<std::byte, 8> b{};
+        device::regs::put_be64(b, 0, v);
+        std::memcpy(a_dmb().data() + off, b.data(), 8);
+    }
+
+    void expect_reset(ResetReason reason, uint32_t channel)
+    {
+        const uint64_t old = a_->link.own_token();
+        a_->link.poll(now_);
+        const LinkEvent* e = a_->last(LinkEvent::Kind::reset_sent);
+        ASSERT_NE(e, nullptr) << "no reset";
+        EXPECT_EQ(e->reason, reason);
+        EXPECT_EQ(e->channel, channel);
+        EXPECT_FALSE(a_->link.up());
+        // The RESET event carries the reason in its low 16 bits.
+        bool sent = false;
+        for (auto [code, info] : a_->port.sent_events)
+            sent |= code == kEventReset && (info & 0xFFFF) == static_cast<uint16_t>(reason);
+        EXPECT_TRUE(sent);
+        pump();
+        EXPECT_TRUE(a_->link.up()) << "the link comes back";
+        EXPECT_NE(a_->link.own_token(), old);
+    }
+
+    uint32_t ring() const { return ring_size_for(256 * 1024, 16); }
+
+    Channel* tx_ = nullptr;
+    Channel* rx_ = nullptr;
+};
+
+TEST_F(LinkHostileTest, ProducerCursorBeyondTheRing)
+{
+    put64(kProducerCursorsOffset + 8 * 3, ring() + 8);
+    expect_reset(ResetReason::producer, 3);
+}
+
+TEST_F(LinkHostileTest, ProducerCursorGoingBackwards)
+{
+    a_dmb()[kRingAreaOffset + 3 * ring() + 4] = std::byte{kRecordFirst | kRecordLast};
+    put64(kProducerCursorsOffset + 8 * 3, 8);  // one empty message
+    a_->link.poll(now_);
+    ASSERT_TRUE(a_->link.up());
+    put64(kProducerCursorsOffset + 8 * 3, 0);
+    expect_reset(ResetReason::producer, 3);
+}
+
+TEST_F(LinkHostileTest, ConsumerCursorBeyondWhatWasSent)
+{
+    put64(kConsumerCursorsOffset + 8 * 2, 8);
+    expect_reset(ResetReason::consumer, 2);
+}
+
+TEST_F(LinkHostileTest, MalformedRecord)
+{
+    std::array<std::byte, 8> h{};
+    h[0] = std::byte{0xFF};  // length far beyond what was published
+    h[4] = std::byte{kRecordFirst | kRecordLast};
+    std::memcpy(a_dmb().data() + kRingAreaOffset + 3 * ring(), h.data(), h.size());
+    put64(kProducerCursorsOffset + 8 * 3, 64);
+    std::error_code got;
+    rx_->async_receive([&](std::error_code ec, std::vector<std::byte>) { got = ec; });
+    expect_reset(ResetReason::record, 3);
+    EXPECT_EQ(got, errc::link_reset) << "the waiter learns why";
+}
+
+TEST_F(LinkHostileTest, DataOnAChannelThePeerNeverAnnounced)
+{
+    put64(kProducerCursorsOffset + 8 * 20, 8);
+    expect_reset(ResetReason::channel, 20);
+}
+
+TEST_F(LinkHostileTest, ControlBlockRewrittenWhileUp)
+{
+    a_dmb()[0] = std::byte{0};
+    expect_reset(ResetReason::control, 0);
+}
+
+TEST_F(LinkHostileTest, OfferWithNoCommonVersionIsAnsweredWithReset)
+{
+    Offer bad{0x77'0000'0000ULL, 9, 2, 3, 256 * 1024};
+    a_->link.on_event(kEventOffer, bad.pack(), now_);
+    const LinkEvent* e = a_->last(LinkEvent::Kind::offer_refused);
+    ASSERT_NE(e, nullptr);
+    EXPECT_EQ(e->reason, ResetReason::version);
+    EXPECT_TRUE(a_->link.up()) << "a refused stranger does not take the link down";
+}
+
+TEST_F(LinkHostileTest, GarbageOfferIsRefused)
+{
+    a_->link.on_event(kEventOffer, 0xFFFF'FFFF'FFFF'FFFFULL, now_);
+    EXPECT_TRUE(a_->saw(LinkEvent::Kind::offer_refused));
+    EXPECT_TRUE(a_->link.up());
+}
+
+TEST_F(LinkHostileTest, MalformedControlBlockDuringHandshakeResetsAfterItStays)
+{
+    // A fresh a whose peer writes a control block with another version.
+    a_->link.on_peer_disabled(now_);
+    b_->port.dead = true;  // b stays silent; we play b by hand
+    ASSERT_FALSE(a_->link.up());
+    auto dmb = b_->port.peer->dmb(a_->link.own_token());
+    ControlBlock cb;
+    cb.nr_channels = 16;
+    cb.writer_epoch = 5;
+    cb.peer_epoch = a_->link.epoch();
+    cb.ring_size = ring();
+    cb.writer_token = 0x5'0000'0000ULL;
+    cb.encode(dmb.first<kControlBlockSize>());
+    dmb[4] = std::byte{2};  // version 2
+    a_->link.poll(now_);
+    EXPECT_FALSE(a_->saw(LinkEvent::Kind::reset_sent)) << "one bad read may be a torn write";
+    advance(100ms);
+    advance(100ms);
+    advance(100ms);
+    const LinkEvent* e = a_->last(LinkEvent::Kind::reset_sent);
+    ASSERT_NE(e, nullptr);
+    EXPECT_EQ(e->reason, ResetReason::version);
+}
+
+}  // namespace
