@@ -18,6 +18,8 @@ using device::regs::put_be64;
 
 constexpr std::size_t kKeepaliveOffset = 24;
 constexpr std::size_t kCursorAreaSize = kRingAreaOffset - kControlBlockSize;
+// Pieces up to this size are stored together with their header.
+constexpr std::size_t kSmallPiece = 1024 - kRecordHeaderSize;
 
 std::array<std::byte, 8> be64_bytes(uint64_t v)
 {
@@ -634,13 +636,21 @@ bool Link::write_message(Channel& ch, Channel::SendOp& op)
         h.length = static_cast<uint32_t>(piece);
         h.flags = static_cast<uint8_t>((op.started ? 0 : kRecordFirst) |
                                        (piece == remaining ? kRecordLast : 0));
-        std::array<std::byte, kRecordHeaderSize> raw;
-        h.encode(raw);
-        if (!store_peer(base + at, raw, false))
-            return false;
-        if (piece > 0 &&
-            !store_peer(base + at + kRecordHeaderSize, op.data.subspan(op.done, piece), false))
-            return false;
+        if (piece <= kSmallPiece) {
+            // Header and payload in one store: small messages cost one store, not two.
+            std::array<std::byte, kRecordHeaderSize + kSmallPiece> record;
+            h.encode(std::span(record).first<kRecordHeaderSize>());
+            if (piece > 0)
+                std::memcpy(record.data() + kRecordHeaderSize, op.data.data() + op.done, piece);
+            if (!store_peer(base + at, std::span(record).first(kRecordHeaderSize + piece), false))
+                return false;
+        } else {
+            std::array<std::byte, kRecordHeaderSize> raw;
+            h.encode(raw);
+            if (!store_peer(base + at, raw, false) ||
+                !store_peer(base + at + kRecordHeaderSize, op.data.subspan(op.done, piece), false))
+                return false;
+        }
         tx.produce(h.footprint());
         op.done += piece;
         op.started = true;
