@@ -88,6 +88,10 @@ void Link::settle()
         deferred_.clear();
         for (auto& fn : batch)
             fn();
+        // A handler that re-armed may have been handed the next message, whose own
+        // handler is now deferred: publish the cursor only once every handover ran.
+        if (!deferred_.empty())
+            continue;
         if (up_)
             flush_cursors();
         if (deferred_.empty())
@@ -301,13 +305,16 @@ void Link::read_control(Clock::time_point now)
     if (!cb) {
         // While the handshake runs a control block may be read half written; tick()
         // resets only when it stays malformed.
-        if (up_)
+        if (up_) {
             violation(reason_for_control(cb.error()), cb.error(), 0);
-        else
-            bad_control_ticks_ = std::max(bad_control_ticks_, 1);
+        } else {
+            if (!bad_control_since_)
+                bad_control_since_ = now;
+            bad_control_error_ = cb.error();
+        }
         return;
     }
-    bad_control_ticks_ = 0;
+    bad_control_since_.reset();
     const bool ours = have_peer_ && cb->writer_epoch == peer_.epoch &&
                       cb->writer_token == peer_.token && cb->peer_epoch == epoch_;
     if (!ours) {
@@ -369,6 +376,8 @@ void Link::restart(std::error_code why, std::optional<ResetReason> reason, uint3
         emit({LinkEvent::Kind::reset_sent, why, *reason, channel});
     }
     const bool was_up = up_;
+    if (was_up && have_dmb_)
+        harvest_confirmations();
     const std::error_code waiters =
         reason ? make_error_code(errc::link_reset) : make_error_code(errc::peer_gone);
     for (auto& ch : channels_) {
@@ -377,7 +386,7 @@ void Link::restart(std::error_code why, std::optional<ResetReason> reason, uint3
     }
     up_ = accepted_ = wrote_cb_ = have_peer_ = false;
     rx_channels_ = rx_ring_ = tx_ring_ = 0;
-    bad_control_ticks_ = 0;
+    bad_control_since_.reset();
     if (was_up) {
         emit({LinkEvent::Kind::down, why, reason.value_or(ResetReason::control), channel});
         for (auto& ch : channels_) {
@@ -419,15 +428,10 @@ void Link::tick(Clock::time_point now)
     if (!have_dmb_)
         return;
     if (!up_) {
-        if (bad_control_ticks_ > 0 && ++bad_control_ticks_ > 2) {
-            std::array<std::byte, kControlBlockSize> raw;
-            std::memcpy(raw.data(), dmb_.memory.data(), raw.size());
-            auto cb = ControlBlock::parse(raw, dmb_.memory.size());
-            if (!cb) {
-                restart(cb.error(), reason_for_control(cb.error()), 0, now);
-                return;
-            }
-            bad_control_ticks_ = 0;
+        // read_control() above cleared this if the block parses now.
+        if (bad_control_since_ && now - *bad_control_since_ >= kControlGrace) {
+            restart(bad_control_error_, reason_for_control(bad_control_error_), 0, now);
+            return;
         }
         if (offering_ && now >= next_offer_)
             send_offer(now);
@@ -447,10 +451,14 @@ void Link::tick(Clock::time_point now)
 
 Clock::time_point Link::next_deadline() const noexcept
 {
-    if (!have_dmb_ || (!up_ && offering_))
+    if (!have_dmb_)
         return next_offer_;
-    if (!up_)
-        return Clock::now() + opt_.offer_max;
+    if (!up_) {
+        auto next = offering_ ? next_offer_ : Clock::now() + opt_.offer_max;
+        if (bad_control_since_)
+            next = std::min(next, *bad_control_since_ + kControlGrace);
+        return next;
+    }
     return std::min(next_keepalive_, keepalive_seen_ + opt_.dead_after);
 }
 
@@ -707,6 +715,20 @@ void Link::complete_sends(Channel& ch, uint64_t cons)
         ++ch.stats_.messages_sent;
         ch.stats_.bytes_sent += op.data.size();
         defer([h = std::move(op.handler)] { h({}); });
+    }
+}
+
+void Link::harvest_confirmations()
+{
+    // The peer may have confirmed sends just before it went: those were delivered and
+    // complete as such; only the rest fail. A cursor that does not validate confirms
+    // nothing.
+    for (auto& ch : channels_) {
+        if (!ch->tx_)
+            continue;
+        const uint64_t cons = load_cursor(cons_offset(ch->index_));
+        if (ch->tx_->update_consumer(cons))
+            complete_sends(*ch, cons);
     }
 }
 

@@ -236,6 +236,7 @@ private:
     bool store_peer(uint64_t offset, std::span<const std::byte> data, bool signal);
     void flush_cursors();
     void complete_sends(Channel& ch, uint64_t cons);
+    void harvest_confirmations();
     void fail_waiters(Channel& ch, std::error_code why);
 
     [[nodiscard]] std::span<const std::byte> rx_ring(uint32_t c) const noexcept;
@@ -269,7 +270,11 @@ private:
     bool offering_ = false;
     Clock::time_point next_offer_{};
     std::chrono::milliseconds offer_backoff_{};
-    int bad_control_ticks_ = 0;
+    // A control block that does not parse during the handshake may be half written;
+    // it resets the link only when it still fails kControlGrace later.
+    static constexpr std::chrono::milliseconds kControlGrace{200};
+    std::optional<Clock::time_point> bad_control_since_;
+    std::error_code bad_control_error_;
 
     uint64_t keepalive_out_ = 0;
     uint64_t keepalive_in_ = 0;

@@ -5,8 +5,11 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <array>
 #include <cstring>
 #include <deque>
+#include <functional>
 #include <map>
 #include <string>
 
@@ -214,6 +217,68 @@ TEST_F(LinkPairTest, PeerStartingLateIsFoundByRetries)
     pump();
     EXPECT_TRUE(a_->link.up());
     EXPECT_TRUE(b_->link.up());
+}
+
+TEST_F(LinkPairTest, SendIsConfirmedOnlyAfterTheReceiversHandlerHasTheMessage)
+{
+    // b re-arms inside its handler, which hands it the next message at once: the credit
+    // for that message must not go back (and confirm a's send) before its handler ran.
+    make();
+    Channel& tx = a_->link.open_channel(0, ChannelMode::message);
+    Channel& rx = b_->link.open_channel(0, ChannelMode::message);
+    start_both();
+    std::array<bool, 3> confirmed{};
+    std::vector<std::size_t> handled;
+    std::function<void()> receive = [&] {
+        rx.async_receive([&](std::error_code ec, std::vector<std::byte> m) {
+            if (ec)
+                return;
+            const std::size_t i = handled.size();
+            handled.push_back(m.size());
+            // Let a look at its DMB now: what b confirmed so far is visible to it.
+            a_->link.poll(now_);
+            EXPECT_FALSE(confirmed[i]) << "message " << i << " confirmed before its handler ran";
+            receive();
+        });
+    };
+    const auto payload = pattern(100, 1);
+    for (std::size_t i = 0; i < confirmed.size(); ++i)
+        tx.async_send(payload, [&, i](std::error_code ec) {
+            EXPECT_FALSE(ec);
+            confirmed[i] = true;
+        });
+    receive();
+    pump();
+    EXPECT_EQ(handled.size(), confirmed.size());
+    EXPECT_TRUE(std::all_of(confirmed.begin(), confirmed.end(), [](bool c) { return c; }));
+}
+
+TEST_F(LinkPairTest, SendsConfirmedJustBeforeThePeerDiedCompleteAsDelivered)
+{
+    // b took the message and confirmed it, then died before a handled the interrupt:
+    // a must not report that send as lost.
+    make();
+    Channel& tx = a_->link.open_channel(0, ChannelMode::message);
+    Channel& rx = b_->link.open_channel(0, ChannelMode::message);
+    start_both();
+    bool got = false;
+    rx.async_receive([&](std::error_code ec, std::vector<std::byte>) { got = !ec; });
+    std::optional<std::error_code> first;
+    std::optional<std::error_code> second;
+    const auto payload = pattern(64, 3);
+    tx.async_send(payload, [&](std::error_code ec) { first = ec; });
+    b_->port.signalled = false;
+    b_->link.poll(now_);  // receives, confirms into a's DMB
+    ASSERT_TRUE(got);
+    tx.async_send(payload, [&](std::error_code ec) { second = ec; });  // never received
+    b_->port.dead = true;
+    a_->link.on_peer_disabled(now_);
+    ASSERT_TRUE(first.has_value());
+    EXPECT_FALSE(*first) << first->message();
+    ASSERT_TRUE(second.has_value());
+    EXPECT_EQ(*second, errc::peer_gone);
+    EXPECT_EQ(tx.stats().messages_sent, 1U);
+    EXPECT_EQ(tx.stats().sends_failed, 1U);
 }
 
 TEST_F(LinkPairTest, MessagesOfEverySizeArriveInOrderOnEveryChannel)
