@@ -4,6 +4,7 @@
 #include "ism/sim/fabric.hpp"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -205,9 +206,29 @@ FabricLock::~FabricLock()
         (void)set_ofd_lock(fd_, F_OFD_SETLK, F_UNLCK, kFabricLockByte);
 }
 
+namespace {
+std::atomic<int32_t> cached_pid{0};
+void forget_pid() noexcept
+{
+    cached_pid.store(0, std::memory_order_relaxed);
+}
+}  // namespace
+
+int32_t self_pid() noexcept
+{
+    int32_t pid = cached_pid.load(std::memory_order_relaxed);
+    if (pid == 0) {
+        static const bool registered = ::pthread_atfork(nullptr, nullptr, forget_pid) == 0;
+        (void)registered;
+        pid = ::getpid();
+        cached_pid.store(pid, std::memory_order_relaxed);
+    }
+    return pid;
+}
+
 SlotLock::SlotLock(Slot& slot) noexcept : word_(slot.lock)
 {
-    const int32_t me = ::getpid();
+    const int32_t me = self_pid();
     std::atomic_ref<int32_t> w(word_);
     for (unsigned n = 0;; ++n) {
         int32_t holder = 0;

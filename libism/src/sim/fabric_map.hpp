@@ -64,6 +64,10 @@ private:
     int fd_;
 };
 
+/// This process's pid, cached (getpid() is a system call in glibc) and refreshed in a
+/// forked child. The hot store path asks twice per store.
+int32_t self_pid() noexcept;
+
 /// A slot's lock: a CAS word holding the holder's pid; a waiter steals it once that pid no
 /// longer exists, so a process killed inside a critical section does not wedge the fabric.
 class SlotLock {

@@ -127,7 +127,7 @@ bool slot_alive_fast(const FabricMap& map, uint32_t i)
     const Slot& s = map.slot(i);
     if (load_state(s) != kSlotLive)
         return false;
-    if (std::atomic_ref<const int32_t>(s.pid).load(std::memory_order_relaxed) == ::getpid())
+    if (std::atomic_ref<const int32_t>(s.pid).load(std::memory_order_relaxed) == self_pid())
         return true;
     // A positive answer is trusted for kLivenessCacheNs: a store in that window after the
     // owner died lands in memory nobody reads any more, exactly like a store issued just
@@ -230,7 +230,7 @@ Result<uint32_t> claim_slot(FabricMap& map, std::string_view name, uint64_t gid,
         s.gid = gid;
         std::memset(s.name, 0, sizeof(s.name));
         std::memcpy(s.name, name.data(), name.size());
-        s.pid = ::getpid();
+        s.pid = self_pid();
         s.max_dmbs = max_dmbs;
         s.max_dmb_size = max_dmb_size;
         s.store_limit = store_limit;
