@@ -8,31 +8,25 @@
 // carries its sequence number in its first and last 8 bytes, the receiver checks both
 // and returns the count of whole messages as credit.
 #include <poll.h>
-#include <spawn.h>
-#include <sys/eventfd.h>
-#include <sys/mman.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <cinttypes>
 #include <cstdio>
 #include <cstring>
 #include <string>
 #include <vector>
 
+#include "bench_common.hpp"
 #include "exchange_protocol.hpp"
 #include "ism/device/ism_device.hpp"
 #include "ism/sim/fabric.hpp"
 
-extern char** environ;
-
 namespace {
 
 using namespace ism;
+using namespace ism::bench;
 using namespace ism::exchange;
 
 constexpr uint32_t kPhaseThroughput = 0x49530101;  // info: message size
@@ -44,29 +38,10 @@ constexpr int kLatencyIterations = 20000;
 // Marks a latency ping (a timestamp) apart from the throughput tags left in the DMB.
 constexpr uint64_t kPingMark = uint64_t{1} << 63;
 
-uint64_t now_ns()
-{
-    timespec ts{};
-    ::clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ULL + static_cast<uint64_t>(ts.tv_nsec);
-}
-
 uint64_t load64(const std::byte* p)
 {
     return std::atomic_ref<const uint64_t>(*reinterpret_cast<const uint64_t*>(p))
         .load(std::memory_order_acquire);
-}
-
-struct Percentiles {
-    double p50_us = 0;
-    double p99_us = 0;
-};
-
-Percentiles percentiles(std::vector<uint64_t>& ns)
-{
-    std::sort(ns.begin(), ns.end());
-    return {static_cast<double>(ns[ns.size() / 2]) / 1000.0,
-            static_cast<double>(ns[ns.size() * 99 / 100]) / 1000.0};
 }
 
 class Endpoint {
@@ -274,75 +249,15 @@ Percentiles send_latency(Endpoint& ep, int iterations)
             static_cast<double>(done.info & 0xFFFF'FFFF) / 1000.0};
 }
 
-// ---- floors ----
-
-double memcpy_rate(std::size_t size, std::size_t total)
-{
-    std::vector<std::byte> a(size, std::byte{1});
-    std::vector<std::byte> b(size);
-    std::memcpy(b.data(), a.data(), size);  // warm
-    const std::size_t reps = std::max<std::size_t>(total / size, 16);
-    const auto t0 = std::chrono::steady_clock::now();
-    for (std::size_t i = 0; i < reps; ++i) {
-        a[i % size] = static_cast<std::byte>(i);
-        std::memcpy(b.data(), a.data(), size);
-        asm volatile("" : : "r"(b.data()) : "memory");
-    }
-    const double secs =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    return static_cast<double>(reps * size) / secs;
-}
-
-// The floor for a blocking wake-up: one process writes an eventfd, another blocked in
-// read() wakes up; timed exactly as the ISM latency is (timestamp in shared memory).
-Percentiles eventfd_floor(int iterations)
-{
-    const auto n = static_cast<std::size_t>(iterations);
-    const std::size_t bytes = (n + 1) * sizeof(uint64_t);
-    const int to_child = ::eventfd(0, 0);
-    const int to_parent = ::eventfd(0, 0);
-    auto* shared = static_cast<uint64_t*>(
-        ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
-    const pid_t child = ::fork();
-    if (child == 0) {
-        uint64_t v = 1;
-        for (std::size_t i = 0; i < n; ++i) {
-            if (::read(to_child, &v, 8) != 8)
-                ::_exit(1);
-            shared[1 + i] = now_ns() - shared[0];
-            if (::write(to_parent, &v, 8) != 8)
-                ::_exit(1);
-        }
-        ::_exit(0);
-    }
-    uint64_t v = 1;
-    for (std::size_t i = 0; i < n; ++i) {
-        shared[0] = now_ns();
-        if (::write(to_child, &v, 8) != 8 || ::read(to_parent, &v, 8) != 8)
-            break;
-    }
-    ::waitpid(child, nullptr, 0);
-    std::vector<uint64_t> samples(shared + 1, shared + 1 + n);
-    ::munmap(shared, bytes);
-    ::close(to_child);
-    ::close(to_parent);
-    return percentiles(samples);
-}
-
 int run_sender(const char* self)
 {
     const std::string fabric = "bench-" + std::to_string(::getpid());
     Endpoint ep(fabric, "bench-tx", "bench-rx");
     if (!ep.open())
         return 1;
-    std::string fabric_arg = fabric;
-    char rx_flag[] = "--receiver";
-    char* argv[] = {const_cast<char*>(self), rx_flag, fabric_arg.data(), nullptr};
-    pid_t rx = 0;
-    if (::posix_spawn(&rx, "/proc/self/exe", nullptr, nullptr, argv, environ) != 0) {
-        std::perror("posix_spawn");
+    const pid_t rx = spawn_self(self, {"--receiver", fabric});
+    if (rx < 0)
         return 1;
-    }
     device::Event ack;
     while (!ep.take(kHelloAck, ack)) {
         (void)ep.dev_->signal_event(ep.peer_gid_, kHello, ep.dmb_.token);
@@ -362,7 +277,8 @@ int run_sender(const char* self)
     }
 
     const Percentiles ism = send_latency(ep, kLatencyIterations);
-    const Percentiles floor = eventfd_floor(kLatencyIterations);
+    auto floor_samples = eventfd_ping_pong(kLatencyIterations);
+    const Percentiles floor = percentiles(floor_samples.wake_ns);
     std::printf(
         "\nSignal-to-wake-up latency (8-byte move with signal flag -> receiver's "
         "event loop), one way\n");
