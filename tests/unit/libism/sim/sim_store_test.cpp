@@ -151,26 +151,35 @@ TEST_F(SimStore, UnmappedDmbIsEio)
 
 TEST_F(SimStore, AlignedWordsAreNeverTorn)
 {
-    // a rewrites one aligned 8-byte field in a 24-byte store at an odd offset; b polls it.
-    std::atomic<bool> stop{false};
-    std::atomic<uint64_t> torn{0};
-    const std::byte* field = dmb_ + 8;
-    std::thread reader([&] {
-        while (!stop.load()) {
-            const uint64_t v =
-                std::atomic_ref<const uint64_t>(*reinterpret_cast<const uint64_t*>(field))
-                    .load(std::memory_order_relaxed);
-            if (v != 0 && v != ~uint64_t{0} && v != 0x5555'5555'5555'5555ULL)
-                torn.fetch_add(1);
+    // a rewrites stores around aligned 8-byte fields while b polls them: a short store at
+    // an odd offset (word by word) and a long one (the bulk copy path).
+    struct Case {
+        std::size_t offset;
+        std::size_t length;
+        std::size_t field;
+    };
+    for (const Case c : {Case{5, 24, 8}, Case{3, 300, 64}, Case{8, 4088, 2048}}) {
+        SCOPED_TRACE("store of " + std::to_string(c.length) + " at " + std::to_string(c.offset));
+        std::atomic<bool> stop{false};
+        std::atomic<uint64_t> torn{0};
+        const std::byte* field = dmb_ + c.field;
+        std::thread reader([&] {
+            while (!stop.load()) {
+                const uint64_t v =
+                    std::atomic_ref<const uint64_t>(*reinterpret_cast<const uint64_t*>(field))
+                        .load(std::memory_order_relaxed);
+                if (v != 0 && v != ~uint64_t{0} && v != 0x5555'5555'5555'5555ULL)
+                    torn.fetch_add(1);
+            }
+        });
+        for (int i = 0; i < 20000; ++i) {
+            const auto fill = static_cast<std::byte>(i % 2 == 0 ? 0xFF : 0x55);
+            ASSERT_TRUE(a_->store(tok_, 0, false, c.offset, Bytes(c.length, fill)));
         }
-    });
-    for (int i = 0; i < 20000; ++i) {
-        const auto fill = static_cast<std::byte>(i % 2 == 0 ? 0xFF : 0x55);
-        ASSERT_TRUE(a_->store(tok_, 0, false, 5, Bytes(24, fill)));
+        stop = true;
+        reader.join();
+        EXPECT_EQ(torn.load(), 0U);
     }
-    stop = true;
-    reader.join();
-    EXPECT_EQ(torn.load(), 0U);
 }
 
 TEST_F(SimStore, StoresApplyInOrderBeforeTheSignal)
