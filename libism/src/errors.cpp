@@ -77,6 +77,8 @@ public:
                 return "peer wrote a malformed message record";
             case errc::link_reset:
                 return "link reset after a protocol violation";
+            case errc::no_peer_channel:
+                return "the peer's end of the link has no such channel (it has fewer)";
             case errc::sim_bad_name:
                 return "invalid emulated fabric or function name (1-63 characters of A-Z a-z 0-9 "
                        ". _ -)";

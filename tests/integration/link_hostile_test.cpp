@@ -312,6 +312,7 @@ protected:
         cb.ring_size = tx_ring_;
         cb.writer_token = own_.token;
         cb.keepalive = keepalive_;
+        cb.keepalive_ms = static_cast<uint32_t>(kKeepaliveEvery.count());
         return cb;
     }
 

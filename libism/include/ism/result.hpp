@@ -55,6 +55,7 @@ enum class errc {
     bad_control_block,  // the peer's control block is malformed
     bad_record,         // a message record in a ring is malformed
     link_reset,         // the link was reset after a protocol violation
+    no_peer_channel,    // the peer's end of the link has fewer channels than this index
     // Emulated device (sim)
     sim_bad_name,         // fabric or function name empty, too long or with bad characters
     sim_fabric_full,      // no free function slot on the emulated fabric

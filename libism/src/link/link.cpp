@@ -53,8 +53,9 @@ Result<void> LinkOptions::validate() const
     if (!std::has_single_bit(dmb_size) || dmb_size < kMinDmbSize || dmb_size > kMaxDmbSize ||
         channels == 0 || channels > kMaxChannels ||
         ring_size_for(dmb_size, channels) < kMinRingSize || keepalive_interval.count() <= 0 ||
-        dead_after <= keepalive_interval || offer_first.count() <= 0 || offer_max < offer_first ||
-        max_message == 0 || max_message > kMaxMessageSize)
+        keepalive_interval.count() > kMaxKeepaliveMs || dead_after <= keepalive_interval ||
+        offer_first.count() <= 0 || offer_max < offer_first || max_message == 0 ||
+        max_message > kMaxMessageSize)
         return fail(errc::bad_argument);
     return {};
 }
@@ -266,6 +267,7 @@ bool Link::write_control(bool fresh)
     cb.ring_size = tx_ring_;
     cb.writer_token = dmb_.token;
     cb.keepalive = keepalive_out_;
+    cb.keepalive_ms = static_cast<uint32_t>(opt_.keepalive_interval.count());
     std::array<std::byte, kControlBlockSize> raw{};
     cb.encode(raw);
     Result<void> r;
@@ -332,7 +334,12 @@ void Link::read_control(Clock::time_point now)
         rx_ring_ = cb->ring_size;
         keepalive_in_ = cb->keepalive;
         keepalive_seen_ = now;
-    } else if (cb->nr_channels != rx_channels_ || cb->ring_size != rx_ring_) {
+        // A peer that keeps alive less often than we expect is not dead for it: wait
+        // three of its intervals at least.
+        dead_after_ = std::max(opt_.dead_after, 3 * std::chrono::milliseconds(cb->keepalive_ms));
+        peer_keepalive_ms_ = cb->keepalive_ms;
+    } else if (cb->nr_channels != rx_channels_ || cb->ring_size != rx_ring_ ||
+               cb->keepalive_ms != peer_keepalive_ms_) {
         violation(ResetReason::control, make_error_code(errc::bad_control_block), 0);
         return;
     }
@@ -437,7 +444,7 @@ void Link::tick(Clock::time_point now)
             send_offer(now);
         return;
     }
-    if (now - keepalive_seen_ >= opt_.dead_after) {
+    if (now - keepalive_seen_ >= dead_after_) {
         restart(make_error_code(errc::peer_gone), std::nullopt, 0, now);
         return;
     }
@@ -459,7 +466,7 @@ Clock::time_point Link::next_deadline() const noexcept
             next = std::min(next, *bad_control_since_ + kControlGrace);
         return next;
     }
-    return std::min(next_keepalive_, keepalive_seen_ + opt_.dead_after);
+    return std::min(next_keepalive_, keepalive_seen_ + dead_after_);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -774,6 +781,8 @@ void Channel::async_send(std::span<const std::byte> data, SendHandler done)
         refused = make_error_code(errc::bad_argument);
     else if (!link_->up_)
         refused = make_error_code(errc::peer_gone);
+    else if (index_ >= link_->rx_channels_)
+        refused = make_error_code(errc::no_peer_channel);  // writing would reset the link
     if (refused) {
         ++stats_.sends_failed;
         stats_.bytes_failed += data.size();

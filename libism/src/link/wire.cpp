@@ -82,6 +82,7 @@ void ControlBlock::encode(std::span<std::byte, kControlBlockSize> out) const noe
     put_be32(out, 12, ring_size);
     put_be64(out, 16, writer_token);
     put_be64(out, 24, keepalive);
+    put_be32(out, 32, keepalive_ms);
 }
 
 Result<ControlBlock> ControlBlock::parse(std::span<const std::byte, kControlBlockSize> in,
@@ -99,12 +100,14 @@ Result<ControlBlock> ControlBlock::parse(std::span<const std::byte, kControlBloc
     cb.ring_size = get_be32(in, 12);
     cb.writer_token = get_be64(in, 16);
     cb.keepalive = get_be64(in, 24);
-    const bool reserved_clear = all_zero(in.subspan(10, 2)) && all_zero(in.subspan(32, 32));
+    cb.keepalive_ms = get_be32(in, 32);
+    const bool reserved_clear = all_zero(in.subspan(10, 2)) && all_zero(in.subspan(36, 28));
     const bool geometry_fits =
         uint64_t{cb.nr_channels} * cb.ring_size + kRingAreaOffset <= dmb_size;
     if (!reserved_clear || cb.nr_channels == 0 || cb.nr_channels > kMaxChannels ||
         cb.ring_size < kMinRingSize || cb.ring_size % kRingAlign != 0 || !geometry_fits ||
-        cb.writer_epoch == 0 || !token_form(cb.writer_token))
+        cb.writer_epoch == 0 || !token_form(cb.writer_token) || cb.keepalive_ms == 0 ||
+        cb.keepalive_ms > kMaxKeepaliveMs)
         return fail(errc::bad_control_block);
     return cb;
 }

@@ -48,8 +48,10 @@ struct LinkOptions {
     uint64_t peer_gid = 0;                        // the configured peer (used by the Endpoint)
     std::size_t dmb_size = std::size_t{1} << 20;  // our DMB: a power of two, 16 KiB .. 1 MiB
     uint32_t channels = 16;                       // 1..32; each ring is (dmb - 1024) / channels
-    std::chrono::milliseconds keepalive_interval{1000};
-    std::chrono::milliseconds dead_after{3000};  // no keepalive for this long: peer is dead
+    std::chrono::milliseconds keepalive_interval{1000};  // 1 ms .. 1 h, announced to the peer
+    // No keepalive for this long: the peer is dead. A peer that announces a longer
+    // keepalive interval is given three of its intervals.
+    std::chrono::milliseconds dead_after{3000};
     std::chrono::milliseconds offer_first{100};  // OFFER retry: first interval, doubling...
     std::chrono::milliseconds offer_max{1000};   // ...up to this
     std::size_t max_message = kMaxMessageSize;   // largest message a channel accepts
@@ -100,14 +102,17 @@ public:
     [[nodiscard]] ChannelMode mode() const noexcept { return mode_; }
 
     /// Message mode: sends one message (at most max_message bytes). Stream mode: sends the
-    /// bytes. `data` must stay valid until `done` runs. Sends complete in order.
+    /// bytes. `data` must stay valid until `done` runs. Sends complete in order. Refused
+    /// at once with bad_argument (too large, channel not open), peer_gone (link down) or
+    /// no_peer_channel (the peer's end has fewer channels than this index).
     void async_send(std::span<const std::byte> data, SendHandler done);
     /// Message mode: the next message.
     void async_receive(ReceiveHandler done);
     /// Stream mode: at least one byte, at most buffer.size(), into `buffer` (valid until
     /// `done` runs).
     void async_read_some(std::span<std::byte> buffer, ReadHandler done);
-    /// Told false when the link goes down and true when it comes (back) up.
+    /// Told false when the link goes down and true when it comes (back) up: changes only,
+    /// Link::up() is the state now.
     void set_state_handler(StateHandler handler) { on_state_ = std::move(handler); }
 
     [[nodiscard]] const ChannelStats& stats() const noexcept { return stats_; }
@@ -279,6 +284,8 @@ private:
     uint64_t keepalive_out_ = 0;
     uint64_t keepalive_in_ = 0;
     Clock::time_point keepalive_seen_{};
+    uint32_t peer_keepalive_ms_ = 0;
+    std::chrono::milliseconds dead_after_{};  // ours, or three of the peer's intervals
     Clock::time_point next_keepalive_{};
 
     int depth_ = 0;

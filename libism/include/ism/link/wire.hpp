@@ -31,8 +31,9 @@ inline constexpr uint32_t kMaxChannels = 32;
 inline constexpr uint32_t kMinRingSize = 4096;
 inline constexpr uint32_t kRingAlign = 64;
 inline constexpr std::size_t kMaxMessageSize = std::size_t{16} << 20;
-inline constexpr unsigned kMinDmbShift = 14;  // 16 KiB
-inline constexpr unsigned kMaxDmbShift = 20;  // 1 MiB
+inline constexpr uint32_t kMaxKeepaliveMs = 3'600'000;  // an hour
+inline constexpr unsigned kMinDmbShift = 14;            // 16 KiB
+inline constexpr unsigned kMaxDmbShift = 20;            // 1 MiB
 
 // Message records.
 inline constexpr std::size_t kRecordHeaderSize = 8;
@@ -75,6 +76,7 @@ struct ControlBlock {
     uint32_t ring_size = 0;
     uint64_t writer_token = 0;
     uint64_t keepalive = 0;
+    uint32_t keepalive_ms = 1000;  // how often the writer increments `keepalive`
 
     void encode(std::span<std::byte, kControlBlockSize> out) const noexcept;
     /// Checks magic, version, reserved bytes, channel count, ring geometry against the

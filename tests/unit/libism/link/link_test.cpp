@@ -281,6 +281,40 @@ TEST_F(LinkPairTest, SendsConfirmedJustBeforeThePeerDiedCompleteAsDelivered)
     EXPECT_EQ(tx.stats().sends_failed, 1U);
 }
 
+TEST_F(LinkPairTest, APeerWithALongerKeepaliveIsNotTakenForDead)
+{
+    // a expects a keepalive every second (dead after 3 s); b keeps alive every 5 s.
+    LinkOptions slow = options();
+    slow.keepalive_interval = 5s;
+    slow.dead_after = 15s;
+    make(options(), slow);
+    start_both();
+    for (int i = 0; i < 30; ++i)
+        advance(1s);
+    EXPECT_EQ(a_->link.ups(), 1U) << "a declared b dead between its keepalives";
+    EXPECT_FALSE(a_->saw(LinkEvent::Kind::down));
+    // Really silent: dead after three of b's intervals.
+    b_->port.hung = true;
+    for (int i = 0; i < 16; ++i)
+        advance(1s);
+    EXPECT_FALSE(a_->link.up());
+}
+
+TEST_F(LinkPairTest, SendingOnAChannelThePeerLacksFailsLocally)
+{
+    make(options(16), options(4));
+    Channel& tx = a_->link.open_channel(9, ChannelMode::message);
+    start_both();
+    std::optional<std::error_code> result;
+    const auto payload = pattern(64, 5);
+    tx.async_send(payload, [&](std::error_code ec) { result = ec; });
+    pump();
+    ASSERT_TRUE(result.has_value());
+    EXPECT_EQ(*result, errc::no_peer_channel);
+    EXPECT_EQ(a_->link.ups(), 1U) << "the link was not reset";
+    EXPECT_FALSE(b_->saw(LinkEvent::Kind::reset_sent));
+}
+
 TEST_F(LinkPairTest, MessagesOfEverySizeArriveInOrderOnEveryChannel)
 {
     make();

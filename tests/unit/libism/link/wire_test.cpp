@@ -31,6 +31,7 @@ ControlBlock valid_block()
     cb.ring_size = ring_size_for(1 << 20, 16);
     cb.writer_token = 0x0000'0042'0000'0000ULL;
     cb.keepalive = 7;
+    cb.keepalive_ms = 0x0003'0D40;
     return cb;
 }
 
@@ -72,17 +73,18 @@ TEST(LinkWire, ControlBlockBytesAreTheDocumentedLayout)
 {
     Block b{};
     valid_block().encode(b);
-    const std::vector<int> expect{0x49, 0x53, 0x4D, 0x4C, 1,    16, 0x12, 0x34, 0x56, 0x78, 0,
-                                  0,    0x00, 0x00, 0xFF, 0xC0, 0,  0,    0,    0x42, 0,    0,
-                                  0,    0,    0,    0,    0,    0,  0,    0,    0,    7};
+    const std::vector<int> expect{0x49, 0x53, 0x4D, 0x4C, 1, 16, 0x12, 0x34, 0x56, 0x78, 0, 0, 0x00,
+                                  0x00, 0xFF, 0xC0, 0,    0, 0,  0x42, 0,    0,    0,    0, 0, 0,
+                                  0,    0,    0,    0,    0, 7,  0x00, 0x03, 0x0D, 0x40};
     for (std::size_t i = 0; i < expect.size(); ++i)
         EXPECT_EQ(std::to_integer<int>(b[i]), expect[i]) << "byte " << i;
-    for (std::size_t i = 32; i < b.size(); ++i)
+    for (std::size_t i = 36; i < b.size(); ++i)
         EXPECT_EQ(b[i], std::byte{0});
     auto back = ControlBlock::parse(b, 1 << 20);
     ASSERT_TRUE(back) << back.error().message();
     EXPECT_EQ(back->ring_size, 65472U);  // (1 MiB - 1024) / 16, a multiple of 64
     EXPECT_EQ(back->keepalive, 7U);
+    EXPECT_EQ(back->keepalive_ms, 0x0003'0D40U);
 }
 
 TEST(LinkHostilePeer, ControlBlockWithWrongMagicIsRefused)
@@ -129,11 +131,13 @@ TEST(LinkHostilePeer, ControlBlockFieldsOutOfRangeAreRefused)
     EXPECT_TRUE(refused([](ControlBlock& c) { c.writer_epoch = 0; }));
     EXPECT_TRUE(refused([](ControlBlock& c) { c.writer_token = 0x0000'0001'0000'0001ULL; }));
     EXPECT_TRUE(refused([](ControlBlock& c) { c.writer_token = 0; }));
+    EXPECT_TRUE(refused([](ControlBlock& c) { c.keepalive_ms = 0; }));
+    EXPECT_TRUE(refused([](ControlBlock& c) { c.keepalive_ms = kMaxKeepaliveMs + 1; }));
 }
 
 TEST(LinkHostilePeer, ReservedControlBytesMustBeZero)
 {
-    for (std::size_t at : {10U, 11U, 32U, 63U}) {
+    for (std::size_t at : {10U, 11U, 36U, 63U}) {
         Block b{};
         valid_block().encode(b);
         b.at(at) = std::byte{1};
