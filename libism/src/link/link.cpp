@@ -646,7 +646,10 @@ bool Link::write_message(Channel& ch, Channel::SendOp& op)
         const std::size_t room = std::min(tx.free_space(), to_end);
         if (room < need)
             return false;
-        const std::size_t piece = std::min(remaining, (room - kRecordHeaderSize) & ~std::size_t{7});
+        // Pieces of at most a quarter ring, each published as it is written once a quarter
+        // is pending: the reader copies one out while the next goes in.
+        const std::size_t piece =
+            std::min({remaining, (room - kRecordHeaderSize) & ~std::size_t{7}, pipeline_piece()});
         RecordHeader h;
         h.length = static_cast<uint32_t>(piece);
         h.flags = static_cast<uint8_t>((op.started ? 0 : kRecordFirst) |
@@ -670,6 +673,8 @@ bool Link::write_message(Channel& ch, Channel::SendOp& op)
         op.done += piece;
         op.started = true;
         ch.prod_dirty_ = true;
+        if (!publish_early(ch))
+            return false;
     }
     return true;
 }
@@ -688,7 +693,28 @@ bool Link::write_stream(Channel& ch, Channel::SendOp& op)
         tx.produce(n);
         op.done += n;
         ch.prod_dirty_ = true;
+        if (!publish_early(ch))
+            return false;
     }
+    return true;
+}
+
+std::size_t Link::pipeline_piece() const noexcept
+{
+    return std::max<std::size_t>(tx_ring_ / 4 - kRecordHeaderSize, kSmallPiece) & ~std::size_t{7};
+}
+
+bool Link::publish_early(Channel& ch)
+{
+    // A quarter ring written and not yet published: publish it now, with the signal, so
+    // that the reader starts on it. The rest of the batch still goes out with one signal.
+    const uint64_t prod = ch.tx_->producer();
+    if (prod - ch.prod_published_ < tx_ring_ / 4)
+        return true;
+    if (!store_peer(prod_offset(ch.index_), be64_bytes(prod), true))
+        return false;
+    ch.prod_published_ = prod;
+    ch.prod_dirty_ = false;
     return true;
 }
 
@@ -701,6 +727,7 @@ void Link::flush_cursors()
     for (auto& ch : channels_) {
         if (ch->prod_dirty_ && ch->tx_) {
             stores[n++] = {prod_offset(ch->index_), ch->tx_->producer()};
+            ch->prod_published_ = ch->tx_->producer();
             ch->prod_dirty_ = false;
         }
         if (ch->cons_dirty_ && ch->rx_) {
@@ -771,6 +798,7 @@ void Channel::reset_rings() noexcept
     inbox_.clear();
     inbox_bytes_ = 0;
     prod_dirty_ = cons_dirty_ = false;
+    prod_published_ = 0;
 }
 
 void Channel::async_send(std::span<const std::byte> data, SendHandler done)

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "ism/link/message_reader.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 
@@ -50,6 +51,11 @@ Result<void> MessageReader::take_piece(const RecordHeader& h, std::span<const st
         return fail(errc::bad_record);  // FIRST inside a message, or a piece without FIRST
     if (payload.size() > max_message_ - partial_.size())
         return fail(errc::bad_record);
+    if (first && !last) {
+        // The total is not known yet: room for eight pieces (a 64 KiB message in
+        // quarter-ring pieces of the default geometry) spares the copies of growing.
+        partial_.reserve(std::min(max_message_, 8 * std::max(payload.size(), std::size_t{1024})));
+    }
     partial_.insert(partial_.end(), payload.begin(), payload.end());
     in_message_ = !last;
     if (last) {

@@ -155,6 +155,7 @@ private:
     std::deque<SendOp> unsent_;       // front may be partly written
     std::deque<SendOp> unconfirmed_;  // written, waiting for the peer's consumer cursor
     bool prod_dirty_ = false;
+    uint64_t prod_published_ = 0;  // the producer cursor the peer was last given
 
     // Receiving: out of the ring in our DMB.
     std::optional<RxRing> rx_;
@@ -238,6 +239,8 @@ private:
     bool service_tx(Channel& ch);
     bool write_message(Channel& ch, Channel::SendOp& op);
     bool write_stream(Channel& ch, Channel::SendOp& op);
+    [[nodiscard]] std::size_t pipeline_piece() const noexcept;
+    bool publish_early(Channel& ch);
     bool store_peer(uint64_t offset, std::span<const std::byte> data, bool signal);
     void flush_cursors();
     void complete_sends(Channel& ch, uint64_t cons);
