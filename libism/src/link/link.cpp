@@ -4,6 +4,7 @@
 #include "ism/link/link.hpp"
 
 #include <algorithm>
+#include <utility>
 #include <array>
 #include <atomic>
 #include <bit>
@@ -275,6 +276,7 @@ bool Link::write_control(bool fresh)
         // Cursors first: the control block that follows tells the peer they are valid.
         static const std::array<std::byte, kCursorAreaSize> zeros{};
         r = port_.store(peer_.token, kControlBlockSize, zeros, false);
+        cursor_shadow_.fill(std::byte{0});
     }
     if (r)
         r = port_.store(peer_.token, 0, raw, true);
@@ -370,7 +372,7 @@ void Link::go_up(Clock::time_point now)
                     c->on_state_(true);
             });
     }
-    (void)service_all();
+    (void)service_all(true);
 }
 
 void Link::restart(std::error_code why, std::optional<ResetReason> reason, uint32_t channel,
@@ -430,7 +432,7 @@ void Link::tick(Clock::time_point now)
     }
     // A safety net for a lost interrupt; cheap when nothing changed.
     read_control(now);
-    if (up_ && !service_all())
+    if (up_ && !service_all(true))
         return;
     if (!have_dmb_)
         return;
@@ -492,15 +494,21 @@ void Link::poll(Clock::time_point now)
     Settle settle(*this);
     if (!have_dmb_)
         return;
-    read_control(now);
+    // Once up, the control block changes only by its keepalive, which tick() reads (with
+    // the rest of the block): the hot path leaves it alone.
+    if (!up_)
+        read_control(now);
     if (up_)
-        (void)service_all();
+        (void)service_all(false);
 }
 
-bool Link::service_all()
+bool Link::service_all(bool every_cursor)
 {
+    // Cursors of channels that exist on neither side must stay zero; tick() checks those,
+    // the hot path only the channels in use.
     const auto nch = static_cast<uint32_t>(channels_.size());
-    for (uint32_t c = 0; c < kMaxChannels; ++c) {
+    const uint32_t scan = every_cursor ? kMaxChannels : std::max(nch, rx_channels_);
+    for (uint32_t c = 0; c < scan; ++c) {
         const uint64_t prod = load_cursor(prod_offset(c));
         if (c >= rx_channels_ || c >= nch) {
             if (prod != 0) {
@@ -510,12 +518,16 @@ bool Link::service_all()
             continue;
         }
         Channel& ch = *channels_[c];
+        if (prod == ch.seen_prod_ && !every_cursor)
+            continue;
         if (!ch.rx_->update_producer(prod)) {
             violation(ResetReason::producer, make_error_code(errc::bad_cursor), c);
             return false;
         }
+        ch.seen_prod_ = prod;
+        ch.moved_ = true;
     }
-    for (uint32_t c = 0; c < kMaxChannels; ++c) {
+    for (uint32_t c = 0; c < (every_cursor ? kMaxChannels : nch); ++c) {
         const uint64_t cons = load_cursor(cons_offset(c));
         if (c >= nch) {
             if (cons != 0) {
@@ -525,14 +537,21 @@ bool Link::service_all()
             continue;
         }
         Channel& ch = *channels_[c];
+        if (cons == ch.seen_cons_ && !every_cursor)
+            continue;
         if (!ch.tx_->update_consumer(cons)) {
             violation(ResetReason::consumer, make_error_code(errc::bad_cursor), c);
             return false;
         }
+        ch.seen_cons_ = cons;
+        ch.moved_ = true;
         complete_sends(ch, cons);
     }
+    // Only channels whose cursors moved have work here: what the application asks for is
+    // served when it asks.
     for (auto& ch : channels_) {
-        if (!ch->open_)
+        const bool moved = std::exchange(ch->moved_, false);
+        if (!ch->open_ || !(moved || every_cursor))
             continue;
         if (!service_rx(*ch) || !service_tx(*ch))
             return false;
@@ -609,6 +628,8 @@ bool Link::service_tx(Channel& ch)
         op.end = ch.tx_->producer();
         ch.unconfirmed_.push_back(std::move(op));
         ch.unsent_.pop_front();
+        // An empty stream send ends where the peer already confirmed.
+        complete_sends(ch, ch.tx_->producer() - ch.tx_->unconfirmed());
     }
     return true;
 }
@@ -711,7 +732,9 @@ bool Link::publish_early(Channel& ch)
     const uint64_t prod = ch.tx_->producer();
     if (prod - ch.prod_published_ < tx_ring_ / 4)
         return true;
-    if (!store_peer(prod_offset(ch.index_), be64_bytes(prod), true))
+    const std::size_t at = prod_offset(ch.index_);
+    put_be64(cursor_shadow_, at - kProducerCursorsOffset, prod);
+    if (!store_peer(at, std::span(cursor_shadow_).subspan(at - kProducerCursorsOffset, 8), true))
         return false;
     ch.prod_published_ = prod;
     ch.prod_dirty_ = false;
@@ -720,25 +743,32 @@ bool Link::publish_early(Channel& ch)
 
 void Link::flush_cursors()
 {
-    // Producer and consumer cursors go out together; only the last store signals, so
-    // that one interrupt covers the whole batch.
-    std::array<std::pair<uint64_t, uint64_t>, 2 * kMaxChannels> stores;
-    std::size_t n = 0;
+    // Every cursor of the batch goes out in one store with the signal, so that one store
+    // and one interrupt cover the whole batch. The store spans from the first changed
+    // cursor to the last; the unchanged ones between are rewritten from the shadow of
+    // what we published (we are the only writer of the peer's cursor area).
+    std::size_t lo = cursor_shadow_.size();
+    std::size_t hi = 0;
+    auto put = [&](std::size_t offset, uint64_t value) {
+        const std::size_t at = offset - kProducerCursorsOffset;
+        put_be64(cursor_shadow_, at, value);
+        lo = std::min(lo, at);
+        hi = std::max(hi, at + 8);
+    };
     for (auto& ch : channels_) {
         if (ch->prod_dirty_ && ch->tx_) {
-            stores[n++] = {prod_offset(ch->index_), ch->tx_->producer()};
+            put(prod_offset(ch->index_), ch->tx_->producer());
             ch->prod_published_ = ch->tx_->producer();
             ch->prod_dirty_ = false;
         }
         if (ch->cons_dirty_ && ch->rx_) {
-            stores[n++] = {cons_offset(ch->index_), ch->rx_->publish()};
+            put(cons_offset(ch->index_), ch->rx_->publish());
             ch->cons_dirty_ = false;
         }
     }
-    for (std::size_t i = 0; i < n; ++i) {
-        if (!store_peer(stores[i].first, be64_bytes(stores[i].second), i + 1 == n))
-            return;
-    }
+    if (hi > lo)
+        (void)store_peer(kProducerCursorsOffset + lo,
+                         std::span(cursor_shadow_).subspan(lo, hi - lo), true);
 }
 
 void Link::complete_sends(Channel& ch, uint64_t cons)
@@ -798,7 +828,8 @@ void Channel::reset_rings() noexcept
     inbox_.clear();
     inbox_bytes_ = 0;
     prod_dirty_ = cons_dirty_ = false;
-    prod_published_ = 0;
+    prod_published_ = seen_prod_ = seen_cons_ = 0;
+    moved_ = false;
 }
 
 void Channel::async_send(std::span<const std::byte> data, SendHandler done)

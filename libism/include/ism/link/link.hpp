@@ -19,6 +19,7 @@
 // A Link must not be destroyed from inside one of its handlers.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -156,6 +157,9 @@ private:
     std::deque<SendOp> unconfirmed_;  // written, waiting for the peer's consumer cursor
     bool prod_dirty_ = false;
     uint64_t prod_published_ = 0;  // the producer cursor the peer was last given
+    uint64_t seen_prod_ = 0;       // cursors as last read from our DMB
+    uint64_t seen_cons_ = 0;
+    bool moved_ = false;  // one of them moved: the channel has work
 
     // Receiving: out of the ring in our DMB.
     std::optional<RxRing> rx_;
@@ -234,7 +238,7 @@ private:
         restart(why, reason, channel, Clock::now());
     }
 
-    bool service_all();
+    bool service_all(bool every_cursor);
     bool service_rx(Channel& ch);
     bool service_tx(Channel& ch);
     bool write_message(Channel& ch, Channel::SendOp& op);
@@ -274,6 +278,9 @@ private:
     bool accepted_ = false;  // the peer's control block in our DMB names our epoch
     bool up_ = false;
     uint64_t ups_ = 0;
+
+    // The peer's cursor area (prod[32], cons[32]) as we last stored it.
+    std::array<std::byte, 2 * 8 * kMaxChannels> cursor_shadow_{};
 
     bool offering_ = false;
     Clock::time_point next_offer_{};
