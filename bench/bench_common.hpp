@@ -269,10 +269,9 @@ inline std::vector<uint64_t> spin_ping_pong(int iterations)
 inline double shm_pipe_rate(std::size_t size, std::size_t ring, double seconds)
 {
     struct alignas(64) Shared {
-        std::atomic<uint64_t> prod{0};
-        alignas(64) std::atomic<uint64_t> cons{0};
-        alignas(64) std::atomic<int> state{0};  // 2: stop
-        std::atomic<uint64_t> received{0};
+        std::atomic<uint64_t> prod{0};              // written by the writer only
+        alignas(64) std::atomic<uint64_t> cons{0};  // written by the reader only
+        alignas(64) std::atomic<int> stop{0};       // written once, at the end
     };
     const std::size_t bytes = sizeof(Shared) + ring;
     void* mem = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -288,8 +287,10 @@ inline double shm_pipe_rate(std::size_t size, std::size_t ring, double seconds)
         std::vector<std::byte> out(size);
         uint64_t cons = 0;
         std::size_t at = 0;  // position in the current message
-        while (sh->state.load(std::memory_order_acquire) != 2) {
+        while (sh->stop.load(std::memory_order_acquire) == 0) {
             const uint64_t prod = sh->prod.load(std::memory_order_acquire);
+            if (prod == cons)
+                continue;
             while (cons < prod) {
                 const std::size_t off = cons % ring;
                 const std::size_t n = std::min<std::size_t>(
@@ -299,7 +300,6 @@ inline double shm_pipe_rate(std::size_t size, std::size_t ring, double seconds)
                 cons += n;
             }
             sh->cons.store(cons, std::memory_order_release);
-            sh->received.store(cons, std::memory_order_relaxed);
         }
         ::_exit(0);
     }
@@ -310,7 +310,7 @@ inline double shm_pipe_rate(std::size_t size, std::size_t ring, double seconds)
         std::size_t at = 0;
         const auto t0 = std::chrono::steady_clock::now();
         const auto end = t0 + std::chrono::duration<double>(seconds);
-        const uint64_t start = sh->received.load();
+        const uint64_t start = sh->cons.load();
         for (unsigned spins = 0;; ++spins) {
             if ((spins & 63) == 0 && std::chrono::steady_clock::now() >= end)
                 break;
@@ -325,10 +325,10 @@ inline double shm_pipe_rate(std::size_t size, std::size_t ring, double seconds)
             prod += n;
             sh->prod.store(prod, std::memory_order_release);
         }
-        const uint64_t got = sh->received.load() - start;
+        const uint64_t got = sh->cons.load() - start;
         const double secs =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        sh->state.store(2, std::memory_order_release);
+        sh->stop.store(1, std::memory_order_release);
         ::waitpid(child, nullptr, 0);
         rate = static_cast<double>(got) / secs;
     }
