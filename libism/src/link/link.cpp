@@ -518,13 +518,12 @@ bool Link::service_all(bool every_cursor)
             continue;
         }
         Channel& ch = *channels_[c];
-        if (prod == ch.seen_prod_ && !every_cursor)
+        if (prod == ch.rx_->producer() && !every_cursor)
             continue;
         if (!ch.rx_->update_producer(prod)) {
             violation(ResetReason::producer, make_error_code(errc::bad_cursor), c);
             return false;
         }
-        ch.seen_prod_ = prod;
         ch.moved_ = true;
     }
     for (uint32_t c = 0; c < (every_cursor ? kMaxChannels : nch); ++c) {
@@ -537,13 +536,12 @@ bool Link::service_all(bool every_cursor)
             continue;
         }
         Channel& ch = *channels_[c];
-        if (cons == ch.seen_cons_ && !every_cursor)
+        if (cons == ch.tx_->consumer() && !every_cursor)
             continue;
         if (!ch.tx_->update_consumer(cons)) {
             violation(ResetReason::consumer, make_error_code(errc::bad_cursor), c);
             return false;
         }
-        ch.seen_cons_ = cons;
         ch.moved_ = true;
         complete_sends(ch, cons);
     }
@@ -629,7 +627,7 @@ bool Link::service_tx(Channel& ch)
         ch.unconfirmed_.push_back(std::move(op));
         ch.unsent_.pop_front();
         // An empty stream send ends where the peer already confirmed.
-        complete_sends(ch, ch.tx_->producer() - ch.tx_->unconfirmed());
+        complete_sends(ch, ch.tx_->consumer());
     }
     return true;
 }
@@ -828,7 +826,7 @@ void Channel::reset_rings() noexcept
     inbox_.clear();
     inbox_bytes_ = 0;
     prod_dirty_ = cons_dirty_ = false;
-    prod_published_ = seen_prod_ = seen_cons_ = 0;
+    prod_published_ = 0;
     moved_ = false;
 }
 

@@ -157,9 +157,7 @@ private:
     std::deque<SendOp> unconfirmed_;  // written, waiting for the peer's consumer cursor
     bool prod_dirty_ = false;
     uint64_t prod_published_ = 0;  // the producer cursor the peer was last given
-    uint64_t seen_prod_ = 0;       // cursors as last read from our DMB
-    uint64_t seen_cons_ = 0;
-    bool moved_ = false;  // one of them moved: the channel has work
+    bool moved_ = false;           // a cursor in our DMB moved: the channel has work
 
     // Receiving: out of the ring in our DMB.
     std::optional<RxRing> rx_;

@@ -23,6 +23,8 @@ public:
     /// or claims more bytes than the credit we returned allows.
     Result<void> update_producer(uint64_t prod);
 
+    /// The producer cursor as last accepted.
+    [[nodiscard]] uint64_t producer() const noexcept { return prod_; }
     [[nodiscard]] uint64_t available() const noexcept { return prod_ - consumed_; }
     /// Cursor of the next byte to read.
     [[nodiscard]] uint64_t cursor() const noexcept { return consumed_; }
@@ -78,9 +80,8 @@ public:
     /// Marks `n` bytes written; n is clamped to free_space().
     void produce(std::size_t n) noexcept;
     [[nodiscard]] uint64_t producer() const noexcept { return prod_; }
-    /// Bytes published whose consumption the peer has not confirmed: on peer loss these
-    /// are reported to their writers as not delivered.
-    [[nodiscard]] uint64_t unconfirmed() const noexcept { return prod_ - cons_; }
+    /// The peer's consumer cursor as last accepted.
+    [[nodiscard]] uint64_t consumer() const noexcept { return cons_; }
 
 private:
     uint32_t ring_size_;
