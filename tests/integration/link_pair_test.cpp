@@ -406,6 +406,25 @@ protected:
         return out;
     }
 
+    /// Echoed streams on channels 0..3: mixed sizes up to 5000 bytes, 4 in flight each.
+    std::vector<std::unique_ptr<Stream>> echo_streams()
+    {
+        std::vector<std::unique_ptr<Stream>> streams;
+        for (uint32_t c = 0; c < 4; ++c)
+            streams.push_back(std::make_unique<Stream>(
+                open(c), [](uint64_t seq) { return std::size_t{seq * 37 % 5000}; }, 4, true));
+        return streams;
+    }
+
+    /// Sends `more` messages on every stream and waits until each came back right.
+    void exchange(std::vector<std::unique_ptr<Stream>>& streams, uint64_t more)
+    {
+        for (auto& s : streams)
+            s->send_up_to(s->issued() + more);
+        ASSERT_TRUE(run_until([&] { return all_settled(streams); }, 20s)) << describe_all(streams);
+        expect_clean(streams);
+    }
+
     /// Every message of every stream sent successfully (and in echo mode came back right).
     void expect_clean(const std::vector<std::unique_ptr<Stream>>& streams)
     {
@@ -720,14 +739,8 @@ TEST_F(LinkPair, BothSidesStartAtOnce)
     ASSERT_TRUE(peer.wait_line("up ups=1", 5s, pump())) << peer.transcript();
     ASSERT_TRUE(peer.wait_line("ready gid=", 1s));
 
-    std::vector<std::unique_ptr<Stream>> streams;
-    for (uint32_t c = 0; c < 4; ++c)
-        streams.push_back(std::make_unique<Stream>(
-            open(c), [](uint64_t seq) { return std::size_t{seq * 37 % 5000}; }, 4, true));
-    for (auto& s : streams)
-        s->send_up_to(200);
-    ASSERT_TRUE(run_until([&] { return all_settled(streams); }, 20s)) << describe_all(streams);
-    expect_clean(streams);
+    auto streams = echo_streams();
+    ASSERT_NO_FATAL_FAILURE(exchange(streams, 200));
     EXPECT_EQ(link.ups(), 1U);
     EXPECT_FALSE(peer.printed("down")) << peer.transcript();
     EXPECT_EQ(describe_status(stop_peer(peer, SIGTERM)), "exited with 0") << peer.transcript();
@@ -746,14 +759,8 @@ TEST_F(LinkPair, PeerStartsLate)
     const auto took = std::chrono::duration<double>(Clock::now() - t0).count();
     ASSERT_TRUE(peer.wait_line("up ups=1", 5s, pump())) << peer.transcript();
 
-    std::vector<std::unique_ptr<Stream>> streams;
-    for (uint32_t c = 0; c < 4; ++c)
-        streams.push_back(std::make_unique<Stream>(
-            open(c), [](uint64_t seq) { return std::size_t{seq * 37 % 5000}; }, 4, true));
-    for (auto& s : streams)
-        s->send_up_to(200);
-    ASSERT_TRUE(run_until([&] { return all_settled(streams); }, 20s)) << describe_all(streams);
-    expect_clean(streams);
+    auto streams = echo_streams();
+    ASSERT_NO_FATAL_FAILURE(exchange(streams, 200));
     EXPECT_EQ(link.ups(), 1U);
     EXPECT_EQ(describe_status(stop_peer(peer, SIGTERM)), "exited with 0") << peer.transcript();
     std::printf("[ info ] up %.3f s after the late peer started\n", took);
@@ -763,16 +770,10 @@ TEST_F(LinkPair, PeerRestartsCleanly)
 {
     Link& link = start_link();
     // Channels opened before the link is up: their state handlers see every change.
-    std::vector<std::unique_ptr<Stream>> streams;
-    for (uint32_t c = 0; c < 4; ++c)
-        streams.push_back(std::make_unique<Stream>(
-            open(c), [](uint64_t seq) { return std::size_t{seq * 37 % 5000}; }, 4, true));
+    auto streams = echo_streams();
     auto& first = start_peer({});
     ASSERT_TRUE(run_until([&] { return link.up(); }, 10s)) << first.transcript();
-    for (auto& s : streams)
-        s->send_up_to(200);
-    ASSERT_TRUE(run_until([&] { return all_settled(streams); }, 20s)) << describe_all(streams);
-    expect_clean(streams);
+    ASSERT_NO_FATAL_FAILURE(exchange(streams, 200));
 
     // A clean exit: the peer's function goes away and we are told (GID disabled), well
     // before the keepalive would have noticed.
@@ -787,10 +788,7 @@ TEST_F(LinkPair, PeerRestartsCleanly)
         << "ups " << link.ups() << "\n"
         << second.transcript();
     ASSERT_TRUE(second.wait_line("up ups=1", 5s, pump())) << second.transcript();
-    for (auto& s : streams)
-        s->send_up_to(s->issued() + 200);
-    ASSERT_TRUE(run_until([&] { return all_settled(streams); }, 20s)) << describe_all(streams);
-    expect_clean(streams);
+    ASSERT_NO_FATAL_FAILURE(exchange(streams, 200));
     for (uint32_t c = 0; c < 4; ++c) {
         EXPECT_EQ(states_[c], (std::vector<bool>{true, false, true})) << "channel " << c;
         // The receives pending when the first peer left failed and were renewed.
