@@ -14,7 +14,6 @@
 // at both ends and a pattern the receiver samples at a pseudo-random place; the receiver reports
 // what it verified and the sender checks it against what it sent. Latency is a 64-byte
 // ping-pong on channel 0 (one way = round trip / 2).
-#include <utility>  // Boost 1.74's Asio needs std::exchange declared first
 
 #include <signal.h>
 #include <sys/prctl.h>

@@ -22,8 +22,6 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
-#include <utility>  // Boost 1.74's Asio needs std::exchange declared first
-
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>

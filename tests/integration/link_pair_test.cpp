@@ -6,8 +6,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <utility>  // Boost 1.74's Asio needs std::exchange declared first
-
 #include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <chrono>

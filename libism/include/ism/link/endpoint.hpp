@@ -11,8 +11,6 @@
 // thread. Ownership: the Endpoint borrows the device, which must outlive it.
 #pragma once
 
-#include <utility>  // Boost 1.74's Asio needs std::exchange declared first
-
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
