@@ -117,6 +117,11 @@ Result<Link*> Endpoint::add_link(const LinkOptions& options)
     return link;
 }
 
+void Endpoint::remove_link(Link* link)
+{
+    std::erase_if(entries_, [link](const Entry& e) { return e.link.get() == link; });
+}
+
 Link* Endpoint::link_for_gid(uint64_t gid)
 {
     for (auto& e : entries_) {

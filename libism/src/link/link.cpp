@@ -135,6 +135,13 @@ Result<void> Link::start(Clock::time_point now)
     return begin_epoch(now);
 }
 
+const Channel* Link::channel(uint32_t index) const noexcept
+{
+    if (index >= channels_.size() || !channels_[index]->open_)
+        return nullptr;
+    return channels_[index].get();
+}
+
 Channel& Link::open_channel(uint32_t index, ChannelMode mode)
 {
     Channel& ch = *channels_.at(index);

@@ -11,6 +11,7 @@
 // thread. Ownership: the Endpoint borrows the device, which must outlive it.
 #pragma once
 
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -39,10 +40,13 @@ public:
     /// Creates the link to `options.peer_gid` and starts its handshake. The link lives as
     /// long as the Endpoint.
     Result<Link*> add_link(const LinkOptions& options);
+    /// Drops the link (it unregisters its DMB); the peer sees stores fail, then loss.
+    void remove_link(Link* link);
     /// Stops waiting for interrupts and timers; the links stay as they are.
     void stop();
 
     [[nodiscard]] device::IsmDevice& device() noexcept { return device_; }
+    [[nodiscard]] boost::asio::any_io_executor executor() noexcept { return io_.get_executor(); }
     [[nodiscard]] bool polling() const noexcept { return options_.polling; }
 
 private:

@@ -187,6 +187,8 @@ public:
     /// Opens channel `index` (< options.channels) in `mode`; data the peer sent on it
     /// before waits in its ring. Opening an open channel returns it unchanged.
     Channel& open_channel(uint32_t index, ChannelMode mode);
+    /// Channel `index` if it was opened, else null.
+    [[nodiscard]] const Channel* channel(uint32_t index) const noexcept;
 
     /// A software event from the peer's GID.
     void on_event(uint32_t code, uint64_t info, Clock::time_point now);
