@@ -11,6 +11,7 @@
 #include <boost/asio/io_context.hpp>
 #include <CLI/CLI.hpp>
 
+#include "console/console_service.hpp"
 #include "core/config.hpp"
 #include "core/daemon.hpp"
 #include "core/log.hpp"
@@ -20,6 +21,7 @@ namespace {
 std::vector<std::unique_ptr<ismd::Service>> make_services()
 {
     std::vector<std::unique_ptr<ismd::Service>> services;
+    services.push_back(std::make_unique<ismd::console::ConsoleService>());
     return services;
 }
 
