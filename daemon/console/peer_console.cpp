@@ -252,6 +252,8 @@ void PeerConsole::open_remote(LocalClient& client)
     open.attach = client.attach;
     open.session_seen = client.session;
     open.offset_seen = client.offset;
+    open.cols = client.writer ? client.cols : 0;  // 0: leave the window as it is
+    open.rows = client.writer ? client.rows : 0;
     open.term = "";
     send(open);
 }
@@ -419,10 +421,11 @@ asio::awaitable<void> PeerConsole::attach(std::shared_ptr<ControlSocket> socket,
         static_cast<unsigned>(request.who.uid), static_cast<int>(request.who.pid),
         read_only ? "read-only" : "as the writer");
     service_.changed();
-    if (!read_only && a.contains("cols") && a.contains("rows") && a["cols"].is_number_unsigned() &&
-        a["rows"].is_number_unsigned())
-        send(Resize{static_cast<uint16_t>(std::min<unsigned>(a["cols"].get<unsigned>(), 65535)),
-                    static_cast<uint16_t>(std::min<unsigned>(a["rows"].get<unsigned>(), 65535))});
+    if (a.contains("cols") && a.contains("rows") && a["cols"].is_number_unsigned() &&
+        a["rows"].is_number_unsigned()) {
+        client->cols = static_cast<uint16_t>(std::min<unsigned>(a["cols"].get<unsigned>(), 65535));
+        client->rows = static_cast<uint16_t>(std::min<unsigned>(a["rows"].get<unsigned>(), 65535));
+    }
     if (link_up_now()) {
         open_remote(*client);
     } else {

@@ -26,6 +26,8 @@ struct LocalClient {
     Credentials who;
     uint32_t attach = 0;
     bool writer = false;
+    uint16_t cols = 0;  // its window, sent with OPEN when it is the writer (0: unknown)
+    uint16_t rows = 0;
     bool live = false;     // its replay arrived: it gets output from now on
     uint64_t session = 0;  // the server's session it has seen
     uint64_t offset = 0;   // output it has up to

@@ -45,6 +45,30 @@ int pidfd_open(pid_t pid)
 
 }  // namespace
 
+std::vector<std::string> launch_command(const ServeConfig& config, Launcher launcher,
+                                        const std::string& pts, const std::string& peer)
+{
+    if (launcher != Launcher::systemd)
+        return config.program;
+    std::vector<std::string> cmd = {"/usr/bin/systemd-run",
+                                    "--wait",
+                                    "--quiet",
+                                    "--collect",
+                                    "--unit=ismd-console-" + peer,
+                                    "--description=ismd console for " + peer,
+                                    "--property=StandardInput=tty",
+                                    "--property=StandardOutput=tty",
+                                    "--property=StandardError=tty",
+                                    "--property=TTYPath=" + pts,
+                                    "--property=TTYReset=yes",
+                                    "--property=TTYVHangup=yes",
+                                    "--property=KillMode=process",
+                                    "--setenv=TERM=" + config.term,
+                                    "--"};
+    cmd.insert(cmd.end(), config.program.begin(), config.program.end());
+    return cmd;
+}
+
 PtySession::PtySession(asio::any_io_executor executor, std::string peer, ServeConfig config)
     : executor_(executor),
       peer_(std::move(peer)),
@@ -56,6 +80,11 @@ PtySession::PtySession(asio::any_io_executor executor, std::string peer, ServeCo
       respawn_timer_(executor),
       read_buf_(kReadChunk)
 {
+    launcher_ = config_.launcher;
+    if (launcher_ == Launcher::automatic)
+        launcher_ = std::getenv("INVOCATION_ID") != nullptr && ::access("/usr/bin/systemd-run", X_OK) == 0
+                        ? Launcher::systemd
+                        : Launcher::direct;
     if (!config_.transcript.empty()) {
         transcript_ = ism::UniqueFd(
             ::open(config_.transcript.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640));
@@ -72,6 +101,17 @@ PtySession::~PtySession()
     respawn_timer_.cancel();
     master_.close(ec);
     pidfd_.close(ec);
+    if (pid_ > 0 && launcher_ == Launcher::systemd) {
+        const std::string unit = "ismd-console-" + peer_ + ".service";
+        const pid_t stopper = ::fork();
+        if (stopper == 0) {
+            ::execl("/usr/bin/systemctl", "systemctl", "stop", "--no-block", unit.c_str(),
+                    static_cast<char*>(nullptr));
+            ::_exit(127);
+        }
+        if (stopper > 0)
+            ::waitpid(stopper, nullptr, 0);
+    }
     if (pid_ > 0) {
         // The program's whole session goes with us; reap it so no zombie is left.
         ::kill(-pid_, SIGHUP);
@@ -115,8 +155,12 @@ bool PtySession::spawn()
         "ISMD_CONSOLE_PEER=" + peer_};
     if (const char* lang = std::getenv("LANG"))
         env_strings.push_back(std::string("LANG=") + lang);
+    const char* pts = ::ptsname(master);
+    std::vector<std::string> command =
+        launch_command(config_, launcher_, pts != nullptr ? pts : "", peer_);
+    const bool own_tty = launcher_ == Launcher::direct;
     std::vector<char*> argv;
-    for (auto& a : config_.program)
+    for (auto& a : command)
         argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
     std::vector<char*> envp;
@@ -138,17 +182,28 @@ bool PtySession::spawn()
         for (int s = 1; s < NSIG; ++s)
             ::signal(s, SIG_DFL);
         ::setsid();
-        ::ioctl(slave, TIOCSCTTY, 0);
-        ::dup2(slave, 0);
-        ::dup2(slave, 1);
-        ::dup2(slave, 2);
+        if (own_tty) {
+            ::ioctl(slave, TIOCSCTTY, 0);
+            ::dup2(slave, 0);
+            ::dup2(slave, 1);
+            ::dup2(slave, 2);
+        } else {
+            // systemd-run only waits: the unit it starts opens the PTY.
+            const int null = ::open("/dev/null", O_RDWR);
+            ::dup2(null, 0);
+            ::dup2(null, 1);
+            ::dup2(slave, 2);
+        }
         ::close_range(3, ~0U, 0);
         ::execve(argv[0], argv.data(), envp.data());
         const char msg[] = "ismd: cannot run the console program\r\n";
         [[maybe_unused]] ssize_t w = ::write(2, msg, sizeof msg - 1);
         ::_exit(127);
     }
-    ::close(slave);
+    if (own_tty)
+        ::close(slave);
+    else
+        slave_.reset(slave);
     pid_ = pid;
     ++spawns_;
     started_ = std::chrono::steady_clock::now();
@@ -250,6 +305,7 @@ void PtySession::on_exit(int status)
     boost::system::error_code ec;
     master_.close(ec);
     pidfd_.close(ec);
+    slave_.reset();
     const pid_t pid = pid_;
     pid_ = -1;
     pending_input_.clear();
@@ -342,6 +398,18 @@ void PtySession::send_break()
 
 void PtySession::hangup()
 {
+    if (pid_ > 0 && launcher_ == Launcher::systemd) {
+        const std::string unit = "ismd-console-" + peer_ + ".service";
+        const pid_t p = ::fork();
+        if (p == 0) {
+            ::execl("/usr/bin/systemctl", "systemctl", "kill", "--signal=SIGHUP", unit.c_str(),
+                    static_cast<char*>(nullptr));
+            ::_exit(127);
+        }
+        if (p > 0)
+            ::waitpid(p, nullptr, 0);
+        return;
+    }
     if (pid_ > 0) {
         ::kill(-pid_, SIGHUP);
         ::kill(pid_, SIGHUP);

@@ -28,6 +28,12 @@ namespace ismd::console {
 
 enum class Respawn : uint8_t { always, never };
 
+/// How the program is started. direct: ismd forks it, inside ismd's own sandbox.
+/// systemd: as a transient unit of its own (systemd-run), outside ismd's sandbox, so a
+/// login session is a normal one while ismd stays confined. auto: systemd when ismd
+/// runs as a systemd service ($INVOCATION_ID), else direct.
+enum class Launcher : uint8_t { automatic, direct, systemd };
+
 struct ServeConfig {
     std::vector<std::string> program;
     bool unauthenticated = false;
@@ -35,7 +41,14 @@ struct ServeConfig {
     std::size_t scrollback = std::size_t{256} << 10;
     std::string transcript;  // empty: none
     std::string term = "vt220";
+    Launcher launcher = Launcher::automatic;
 };
+
+/// The command that starts `config.program` on the PTY `pts` for `peer`: the program
+/// itself (direct), or systemd-run waiting for a transient unit that has the PTY as its
+/// terminal.
+std::vector<std::string> launch_command(const ServeConfig& config, Launcher launcher,
+                                        const std::string& pts, const std::string& peer);
 
 class PtySession {
 public:
@@ -101,6 +114,8 @@ private:
     std::vector<std::byte> read_buf_;
     std::vector<std::byte> pending_input_;
     ism::UniqueFd transcript_;
+    ism::UniqueFd slave_;  // held open while a unit owns the program: its exit is the unit's
+    Launcher launcher_ = Launcher::direct;
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
