@@ -21,7 +21,7 @@ bool FrameReader::feed(std::span<const std::byte> bytes)
     buffer_.insert(buffer_.end(), bytes.begin(), bytes.end());
     // Check every complete header now, so a bad stream fails at once.
     std::size_t at = start_;
-    while (buffer_.size() - at >= kFrameHeader) {
+    while (at + kFrameHeader <= buffer_.size()) {
         const auto type = static_cast<uint8_t>(buffer_[at]);
         uint32_t n = 0;
         for (std::size_t i = 1; i < kFrameHeader; ++i)
