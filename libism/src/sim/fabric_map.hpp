@@ -34,7 +34,7 @@ public:
     [[nodiscard]] int fd() const noexcept { return fd_.get(); }
     [[nodiscard]] const std::string& fabric() const noexcept { return fabric_; }
     [[nodiscard]] FabricHeader& header() const noexcept;
-    [[nodiscard]] uint32_t& token_slot(uint32_t value) const noexcept;
+    [[nodiscard]] Be32& token_slot(uint32_t value) const noexcept;
     [[nodiscard]] Slot& slot(uint32_t i) const noexcept;
     [[nodiscard]] std::byte* arena(uint32_t i) const noexcept;
     [[nodiscard]] uint64_t arena_file_offset(uint32_t i) const noexcept;
@@ -78,7 +78,7 @@ public:
     SlotLock& operator=(const SlotLock&) = delete;
 
 private:
-    int32_t& word_;
+    Be32& word_;
 };
 
 /// Sends interrupts: a 1-byte datagram to the target's socket (EAGAIN = one is pending).
