@@ -19,6 +19,7 @@
 #include "ism/device/ism_device.hpp"
 #include "ism/sim/fabric.hpp"
 #include "ism/sim/faults.hpp"
+#include "link_peer_process.hpp"
 
 extern char** environ;
 
@@ -62,9 +63,11 @@ protected:
 
     void start_peer()
     {
-        std::vector<std::string> args{ISM_EXCHANGE_PATH, "--fabric",  fabric_, "--name",
-                                      "lpar2",           "--peer",    "lpar1", "--role",
-                                      "responder",       "--timeout", "30",    "--quiet"};
+        std::vector<std::string> args =
+            test::peer_command(ISM_EXCHANGE_PATH,
+                               {"--fabric", fabric_, "--name", "lpar2", "--peer", "lpar1", "--role",
+                                "responder", "--timeout", "30", "--quiet"},
+                               test::peer_launcher());
         std::vector<char*> argv;
         for (auto& a : args)
             argv.push_back(a.data());
