@@ -107,8 +107,15 @@ bool slot_alive_fast(const FabricMap& map, uint32_t i);
 void reclaim_if_dead(FabricMap& map, uint32_t i, IrqSender& irq);
 void reap_dead(FabricMap& map, IrqSender& irq);
 std::optional<uint32_t> find_live_gid(FabricMap& map, uint64_t gid, IrqSender& irq);
-Result<uint32_t> claim_slot(FabricMap& map, std::string_view name, uint64_t gid, uint32_t max_dmbs,
-                            uint32_t max_dmb_size, uint32_t store_limit, IrqSender& irq);
+struct SlotOptions {
+    std::string_view name;
+    uint64_t gid;
+    uint32_t max_dmbs;
+    uint32_t max_dmb_size;
+    uint32_t store_limit;
+    bool gid_disabled_events;
+};
+Result<uint32_t> claim_slot(FabricMap& map, const SlotOptions& o, IrqSender& irq);
 void release_slot(FabricMap& map, uint32_t i, IrqSender& irq);
 /// Drops the DMBs, SBA, IEQ and VLAN state of slot i (its lock held; fabric lock held).
 void unregister_all_locked(FabricMap& map, uint32_t i);

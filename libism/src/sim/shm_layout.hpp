@@ -169,7 +169,8 @@ struct Slot {
     Be32 vlan_count;
     Be16 vlan_ids[kMaxVlanIds];
     Be32 dmb_count;
-    Be32 mapping_count;  // mappings[0..mapping_count) are in use
+    Be32 mapping_count;        // mappings[0..mapping_count) are in use
+    Be32 gid_disabled_events;  // FunctionOptions::gid_disabled_events
     Mapping mappings[kMaxMappings];
     DmbEntry dmbs[kMaxDmbEntries];
 };
@@ -196,7 +197,8 @@ static_assert(sizeof(DmbEntry) == 32 && offsetof(DmbEntry, len) == 24);
 static_assert(sizeof(Mapping) == 24);
 static_assert(offsetof(Slot, gid) == 16 && offsetof(Slot, name) == 24 &&
               offsetof(Slot, sba_iova) == 120 && offsetof(Slot, vlan_ids) == 156 &&
-              offsetof(Slot, dmb_count) == 284 && offsetof(Slot, mappings) == 296 &&
+              offsetof(Slot, dmb_count) == 284 && offsetof(Slot, gid_disabled_events) == 292 &&
+              offsetof(Slot, mappings) == 296 &&
               offsetof(Slot, dmbs) == 296 + kMaxMappings * sizeof(Mapping));
 static_assert(sizeof(Slot) == 296 + kMaxMappings * 24 + kMaxDmbEntries * 32);
 static_assert(kArenasOffset % kPageSize == 0);

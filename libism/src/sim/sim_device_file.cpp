@@ -350,8 +350,10 @@ Result<std::unique_ptr<vfio::DeviceFile>> open_function(const FunctionOptions& o
         if (!map)
             return tl::unexpected(map.error());
         IrqSender irq;
-        auto slot = claim_slot(**map, opts.name, gid, opts.max_dmbs, opts.max_dmb_size,
-                               opts.store_limit, irq);
+        auto slot = claim_slot(**map,
+                               {opts.name, gid, opts.max_dmbs, opts.max_dmb_size, opts.store_limit,
+                                opts.gid_disabled_events},
+                               irq);
         if (!slot && slot.error() == std::error_code(ESTALE, std::system_category()) && attempt < 3)
             continue;  // the fabric was removed between open and claim
         if (!slot)

@@ -35,12 +35,15 @@ void store_state(Slot& s, uint32_t state)
     s.state.store(state, std::memory_order_release);
 }
 
-// The dead function's GID vanished: every live function that registered a DMB for it gets
-// a DEV event "GID disabled" (tok = that GID), as SMC-D expects when a peer disappears.
+// The gone function's GID vanished: every live function that asked for it
+// (gid_disabled_events) and registered a DMB for that GID gets a DEV event "GID disabled"
+// (tok = that GID). The others learn it as real ISM peers do: from failing stores.
 void notify_gid_gone(FabricMap& map, uint32_t gone, uint64_t gid, IrqSender& irq)
 {
     for (uint32_t j = 0; j < kMaxFunctions; ++j) {
-        if (j == gone || load_state(map.slot(j)) != kSlotLive)
+        // The flag is set when the slot is claimed, before it turns live.
+        if (j == gone || load_state(map.slot(j)) != kSlotLive ||
+            map.slot(j).gid_disabled_events.load(std::memory_order_relaxed) == 0)
             continue;
         bool raise = false;
         {
@@ -184,9 +187,10 @@ std::optional<uint32_t> find_live_gid(FabricMap& map, uint64_t gid, IrqSender& i
     return std::nullopt;
 }
 
-Result<uint32_t> claim_slot(FabricMap& map, std::string_view name, uint64_t gid, uint32_t max_dmbs,
-                            uint32_t max_dmb_size, uint32_t store_limit, IrqSender& irq)
+Result<uint32_t> claim_slot(FabricMap& map, const SlotOptions& o, IrqSender& irq)
 {
+    const std::string_view name = o.name;
+    const uint64_t gid = o.gid;
     reap_dead(map, irq);
     auto lock = FabricLock::acquire(map.fd());
     if (!lock)
@@ -229,9 +233,10 @@ Result<uint32_t> claim_slot(FabricMap& map, std::string_view name, uint64_t gid,
         std::memset(s.name, 0, sizeof(s.name));
         std::memcpy(s.name, name.data(), name.size());
         s.pid = static_cast<uint32_t>(self_pid());
-        s.max_dmbs = max_dmbs;
-        s.max_dmb_size = max_dmb_size;
-        s.store_limit = store_limit;
+        s.max_dmbs = o.max_dmbs;
+        s.max_dmb_size = o.max_dmb_size;
+        s.store_limit = o.store_limit;
+        s.gid_disabled_events = o.gid_disabled_events ? 1U : 0U;
         // Under the fabric lock: a plain increment, published with one store (the
         // field is big-endian, an atomic fetch_add would carry into the wrong byte).
         s.generation.store(s.generation + 1, std::memory_order_release);

@@ -96,8 +96,29 @@ TEST_F(SimFabric, ListAndRemove)
     EXPECT_EQ(none.error(), std::errc::no_such_file_or_directory);
 }
 
-TEST_F(SimFabric, ClosingTellsWritersWithGidEvent)
+TEST_F(SimFabric, ClosingTellsNobodyByDefault)
 {
+    // As real ISM: the gone function's DMBs are unregistered, stores into them fail, and
+    // nothing is posted to the peers that registered DMBs for its GID.
+    a_->init();
+    b_->init();
+    ASSERT_EQ(a_->reg_dmb(b_->gid, 4096).first, kRcSuccess);
+    const auto [rc, b_token] = b_->reg_dmb(a_->gid, 4096);
+    ASSERT_EQ(rc, kRcSuccess);
+    ASSERT_TRUE(a_->store(b_token, 0, false, 0, Bytes(8)));
+    const uint64_t gone = b_->gid;
+    b_.reset();
+    EXPECT_EQ(get_be(a_->ieq, 8), 0U) << "an event was posted";
+    EXPECT_EQ(a_->irqs(), 0U);
+    auto r = a_->store(b_token, 0, false, 0, Bytes(8));
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error(), std::errc::io_error);
+    EXPECT_EQ(a_->signal(gone, 1, 0), kRcUnknownGid);
+}
+
+TEST_F(SimFabric, ClosingTellsWritersWithGidEventWhenAskedTo)
+{
+    a_ = std::make_unique<Fn>(fabric_, "a2", 4096, 64, true);
     a_->init();
     ASSERT_EQ(a_->reg_dmb(b_->gid, 4096).first, kRcSuccess);
     const uint64_t gone = b_->gid;
@@ -150,9 +171,8 @@ TEST_F(SimFabric, KilledProcessIsReclaimed)
     EXPECT_EQ(r.error(), std::errc::io_error);
     EXPECT_EQ(a_->signal(cgid, 1, 0), kRcUnknownGid);
     EXPECT_EQ(ism::sim::list_functions(fabric_)->size(), 2U);
-    // a had a DMB for the child's GID: it hears that the GID is gone.
-    EXPECT_EQ(get_be(a_->ieq + 32 + 4, 4), 7U);
-    EXPECT_EQ(get_be(a_->ieq + 32 + 8, 8), cgid);
+    // a had a DMB for the child's GID but did not ask for GID-disabled events: nothing.
+    EXPECT_EQ(get_be(a_->ieq, 8), 0U);
     // A fresh process (here: this one) takes the name and GID again.
     Fn again(fabric_, "child");
     ASSERT_TRUE(again.dev);
