@@ -301,7 +301,7 @@ void ExchangePair::killed_peer_is_noticed_and_replaced()
     EXPECT_EQ(r.error(), std::errc::io_error);
     EXPECT_EQ(dev_->query_rgid(peer_gid_).error(), errc::hw_unknown_gid);
     device::Event ev;
-    const auto kDevice = static_cast<uint32_t>(device::EventType::device);
+    constexpr auto kDevice = static_cast<uint32_t>(device::EventType::device);
     if (gid_disabled_events_) {
         EXPECT_TRUE(wait_for(kDevice, device::kEventGidDisabled, ev, 5s));
         EXPECT_EQ(ev.tok, peer_gid_);

@@ -45,8 +45,8 @@ class Be {
 
 public:
     Be() = default;
-    constexpr Be(T v) noexcept : raw_(be_repr(v)) {}  // NOLINT(google-explicit-constructor)
-    constexpr operator T() const noexcept { return be_repr(raw_); }  // NOLINT
+    constexpr Be(T v) noexcept : raw_(be_repr(v)) {}
+    constexpr operator T() const noexcept { return be_repr(raw_); }
     constexpr Be& operator=(T v) noexcept
     {
         raw_ = be_repr(v);
