@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 // The fabric: GIDs, names, listing, removal, tokens, and reclaiming killed functions.
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -71,6 +73,45 @@ TEST_F(SimFabric, DuplicateGidIsAddressInUse)
     auto ok = ism::sim::open_function(o);
     ASSERT_TRUE(ok);
     EXPECT_EQ(Fn(fabric_, "x").dev->zpci_info()->pchid, (*ok)->zpci_info()->pchid);
+}
+
+TEST_F(SimFabric, TheFileIsBigEndianWhateverTheHost)
+{
+    // Offsets written out here, not taken from shm_layout.hpp: a process of another byte
+    // order or another build shares this file (docs/sim.md).
+    constexpr off_t kTokenTable = 4096;
+    constexpr off_t kSlots = kTokenTable + 65536 * 4;
+    const auto [rc, token] = b_->reg_dmb(a_->gid, 4096, 40);
+    ASSERT_EQ(rc, kRcSuccess);
+    const auto path = ism::sim::fabric_path(fabric_);
+    ASSERT_TRUE(path);
+    const int fd = ::open(path->c_str(), O_RDONLY | O_CLOEXEC);
+    ASSERT_GE(fd, 0);
+    auto read_at = [fd](off_t off, std::size_t n) {
+        std::vector<std::byte> b(n);
+        EXPECT_EQ(::pread(fd, b.data(), n, off), static_cast<ssize_t>(n));
+        return b;
+    };
+    const auto header = read_at(0, 48);
+    EXPECT_EQ(std::string(reinterpret_cast<const char*>(header.data()), 4), "ISMF");
+    EXPECT_EQ(get_be(header.data() + 4, 4), 2U);  // layout version
+    struct stat st {};
+    ASSERT_EQ(::fstat(fd, &st), 0);
+    EXPECT_EQ(get_be(header.data() + 16, 8), static_cast<uint64_t>(st.st_size));
+    EXPECT_EQ(get_be(header.data() + 40, 2), b_->dev->zpci_info()->pchid);
+    // b was opened second: slot 1. Its token's entry is (slot + 1) << 16 | sba_idx.
+    const auto entry = read_at(kTokenTable + static_cast<off_t>(4 * (token >> 32)), 4);
+    EXPECT_EQ(get_be(entry.data(), 4), (2U << 16) | 40U);
+    const off_t stride = static_cast<off_t>(get_be(header.data() + 16, 8) - 16 * (256ULL << 20) -
+                                            static_cast<uint64_t>(kSlots)) /
+                         16;
+    const auto slot = read_at(kSlots + stride, 32);
+    EXPECT_EQ(get_be(slot.data() + 4, 4), 1U);  // live
+    EXPECT_EQ(get_be(slot.data() + 12, 4), static_cast<uint64_t>(::getpid()));
+    EXPECT_EQ(get_be(slot.data() + 16, 8), b_->gid);
+    EXPECT_EQ(std::string(reinterpret_cast<const char*>(slot.data() + 24), 2),
+              std::string("b\0", 2));
+    ::close(fd);
 }
 
 TEST_F(SimFabric, ListAndRemove)
