@@ -19,6 +19,7 @@
 #include "ism/device/ism_device.hpp"
 #include "ism/sim/fabric.hpp"
 #include "ism/sim/faults.hpp"
+#include "link_peer_process.hpp"
 
 extern char** environ;
 
@@ -51,7 +52,8 @@ protected:
 
     std::unique_ptr<device::IsmDevice> open_device(const std::string& name)
     {
-        auto file = sim::open_function({.fabric = fabric_, .name = name});
+        auto file = sim::open_function(
+            {.fabric = fabric_, .name = name, .gid_disabled_events = gid_disabled_events_});
         EXPECT_TRUE(file) << file.error().message();
         if (!file)
             return nullptr;
@@ -62,9 +64,11 @@ protected:
 
     void start_peer()
     {
-        std::vector<std::string> args{ISM_EXCHANGE_PATH, "--fabric",  fabric_, "--name",
-                                      "lpar2",           "--peer",    "lpar1", "--role",
-                                      "responder",       "--timeout", "30",    "--quiet"};
+        std::vector<std::string> args =
+            test::peer_command(ISM_EXCHANGE_PATH,
+                               {"--fabric", fabric_, "--name", "lpar2", "--peer", "lpar1", "--role",
+                                "responder", "--timeout", "30", "--quiet"},
+                               test::peer_launcher());
         std::vector<char*> argv;
         for (auto& a : args)
             argv.push_back(a.data());
@@ -171,7 +175,11 @@ protected:
     }
 
     static constexpr uint32_t kSoftware = static_cast<uint32_t>(device::EventType::software);
+    /// The kill -9 test, in either peer-loss mode.
+    void killed_peer_is_noticed_and_replaced();
+
     std::string fabric_;
+    bool gid_disabled_events_ = false;  // our function's FunctionOptions::gid_disabled_events
     uint64_t peer_gid_ = sim::gid_for_name("lpar2");
     std::unique_ptr<device::IsmDevice> dev_;
     std::unique_ptr<device::IsmDevice> extra_;
@@ -275,7 +283,7 @@ TEST_F(ExchangePair, HeldInterruptsArriveWhenReleased)
     EXPECT_TRUE(signalled_);
 }
 
-TEST_F(ExchangePair, KilledPeerIsNoticedAndAFreshProcessTakesItsPlace)
+void ExchangePair::killed_peer_is_noticed_and_replaced()
 {
     start_peer();
     const uint64_t old_token = handshake();
@@ -285,17 +293,22 @@ TEST_F(ExchangePair, KilledPeerIsNoticedAndAFreshProcessTakesItsPlace)
     // check); stores after that fail.
     std::this_thread::sleep_for(10ms);
 
-    // The fabric notices: the dead function's DMB refuses stores, its GID is gone, and we,
-    // who own a DMB for that GID, are told.
+    // The fabric notices: the dead function's DMB refuses stores and its GID is gone. We,
+    // who own a DMB for that GID, are told only if we asked for GID-disabled events.
     std::vector<std::byte> data(64);
     auto r = dev_->move(old_token, 0, 0, data, true);
     ASSERT_FALSE(r);
     EXPECT_EQ(r.error(), std::errc::io_error);
     EXPECT_EQ(dev_->query_rgid(peer_gid_).error(), errc::hw_unknown_gid);
     device::Event ev;
-    EXPECT_TRUE(wait_for(static_cast<uint32_t>(device::EventType::device),
-                         device::kEventGidDisabled, ev, 5s));
-    EXPECT_EQ(ev.tok, peer_gid_);
+    constexpr auto kDevice = static_cast<uint32_t>(device::EventType::device);
+    if (gid_disabled_events_) {
+        EXPECT_TRUE(wait_for(kDevice, device::kEventGidDisabled, ev, 5s));
+        EXPECT_EQ(ev.tok, peer_gid_);
+    } else {
+        EXPECT_FALSE(wait_for(kDevice, device::kEventGidDisabled, ev, 500ms))
+            << "GID disabled event without gid_disabled_events";
+    }
 
     start_peer();
     const uint64_t new_token = handshake();
@@ -303,6 +316,22 @@ TEST_F(ExchangePair, KilledPeerIsNoticedAndAFreshProcessTakesItsPlace)
     EXPECT_NE(new_token, old_token);
     echo(new_token, 65536, true, 2);
     EXPECT_FALSE(dev_->move(old_token, 0, 0, data, false));  // the old DMB stays gone
+}
+
+TEST_F(ExchangePair, KilledPeerIsNoticedAndAFreshProcessTakesItsPlace)
+{
+    killed_peer_is_noticed_and_replaced();
+}
+
+// The same with the emulation's optional GID-disabled event (FunctionOptions).
+class ExchangePairGidEvents : public ExchangePair {
+protected:
+    ExchangePairGidEvents() { gid_disabled_events_ = true; }
+};
+
+TEST_F(ExchangePairGidEvents, KilledPeerIsNoticedAndAFreshProcessTakesItsPlace)
+{
+    killed_peer_is_noticed_and_replaced();
 }
 
 }  // namespace

@@ -240,7 +240,8 @@ protected:
     {
         const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
         fabric_ = "lp-" + std::to_string(::getpid()) + "-" + info->name();
-        auto file = sim::open_function({.fabric = fabric_, .name = kSelf});
+        auto file = sim::open_function(
+            {.fabric = fabric_, .name = kSelf, .gid_disabled_events = gid_disabled_events_});
         ASSERT_TRUE(file) << "open function: " << file.error().message();
         auto dev = device::IsmDevice::open(std::move(*file));
         ASSERT_TRUE(dev) << "open device: " << dev.error().message();
@@ -433,7 +434,11 @@ protected:
         }
     }
 
+    /// The kill -9 test, in either peer-loss mode.
+    void kill_nine_mid_transfer_then_recovery();
+
     std::string fabric_;
+    bool gid_disabled_events_ = false;  // our function's FunctionOptions::gid_disabled_events
     std::unique_ptr<device::IsmDevice> dev_;
     boost::asio::io_context io_;
     std::unique_ptr<Endpoint> endpoint_;
@@ -567,7 +572,7 @@ std::size_t kill_test_size(uint32_t c, uint64_t seq)
     return 1 + (seq * 7919 + c * 131) % 12000;
 }
 
-TEST_F(LinkPair, KillNineMidTransferThenRecovery)
+void LinkPair::kill_nine_mid_transfer_then_recovery()
 {
     constexpr uint32_t kChannels = 4;
     constexpr uint64_t kBeforeKill = 1500;  // confirmed sends (all channels) before kill -9
@@ -729,6 +734,23 @@ TEST_F(LinkPair, KillNineMidTransferThenRecovery)
         failed_phase1, delivered_unconfirmed, detect, log1.size(), log2.size());
 }
 
+// Peer loss as real ISM shows it (the default): failing stores and the keepalive tell.
+TEST_F(LinkPair, KillNineMidTransferThenRecovery)
+{
+    kill_nine_mid_transfer_then_recovery();
+}
+
+// The same with the emulation's optional GID-disabled event.
+class LinkPairGidEvents : public LinkPair {
+protected:
+    LinkPairGidEvents() { gid_disabled_events_ = true; }
+};
+
+TEST_F(LinkPairGidEvents, KillNineMidTransferThenRecovery)
+{
+    kill_nine_mid_transfer_then_recovery();
+}
+
 TEST_F(LinkPair, BothSidesStartAtOnce)
 {
     auto& peer = spawn_peer({});
@@ -773,8 +795,8 @@ TEST_F(LinkPair, PeerRestartsCleanly)
     ASSERT_TRUE(run_until([&] { return link.up(); }, 10s)) << first.transcript();
     ASSERT_NO_FATAL_FAILURE(exchange(streams, 200));
 
-    // A clean exit: the peer's function goes away and we are told (GID disabled), well
-    // before the keepalive would have noticed.
+    // A clean exit: the peer's function goes away, its DMB with it, and our next keepalive
+    // store fails (no GID-disabled event by default), before the dead_after timeout.
     EXPECT_EQ(describe_status(stop_peer(first, SIGTERM)), "exited with 0") << first.transcript();
     const auto t_exit = Clock::now();
     ASSERT_TRUE(run_until([&] { return !link.up(); }, 5s)) << "peer's exit went unnoticed";

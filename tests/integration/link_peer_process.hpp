@@ -4,6 +4,10 @@
 // line. The program is exec'd, not forked from the test, so that the two ends of the link
 // share nothing but the emulated fabric.
 //
+// Cross builds: the peer binaries are then foreign (s390x) and are started through the
+// emulator the build runs its tests with (ISM_PEER_EMULATOR, qemu-user), never through a
+// binfmt_misc registration the machine may not have.
+//
 // Ownership: the object owns the child; destroying it kills (SIGKILL) and reaps a child
 // that is still running, so a failing test never leaves a peer behind.
 #pragma once
@@ -28,12 +32,36 @@ extern char** environ;
 
 namespace ism::test {
 
+/// What runs a program built by this build: nothing on a native build, the emulator (with
+/// its absolute path) on a cross build.
+inline std::vector<std::string> peer_launcher()
+{
+#ifdef ISM_PEER_EMULATOR
+    return {ISM_PEER_EMULATOR};
+#else
+    return {};
+#endif
+}
+
+/// The argument vector that runs `program` with `args` through `launcher`.
+inline std::vector<std::string> peer_command(const std::string& program,
+                                             const std::vector<std::string>& args,
+                                             const std::vector<std::string>& launcher)
+{
+    std::vector<std::string> all = launcher;
+    all.push_back(program);
+    all.insert(all.end(), args.begin(), args.end());
+    return all;
+}
+
 class LinkPeerProcess {
 public:
     using Clock = std::chrono::steady_clock;
 
-    /// Starts `program` with `args`; stdout goes to a pipe, stderr stays the test's.
-    LinkPeerProcess(const std::string& program, const std::vector<std::string>& args)
+    /// Starts `program` with `args` (through `launcher`, if any: an emulator for a foreign
+    /// binary); stdout goes to a pipe, stderr stays the test's.
+    LinkPeerProcess(const std::string& program, const std::vector<std::string>& args,
+                    const std::vector<std::string>& launcher = peer_launcher())
     {
         int fds[2];
         if (::pipe2(fds, O_CLOEXEC) != 0) {
@@ -41,8 +69,7 @@ public:
             return;
         }
         out_ = fds[0];
-        std::vector<std::string> all{program};
-        all.insert(all.end(), args.begin(), args.end());
+        std::vector<std::string> all = peer_command(program, args, launcher);
         std::vector<char*> argv;
         for (auto& a : all)
             argv.push_back(a.data());

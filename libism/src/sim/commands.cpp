@@ -145,7 +145,7 @@ private:
         return {};
     }
 
-    Reply unreg(uint32_t Slot::*registered)
+    Reply unreg(Be32 Slot::*registered)
     {
         SlotLock lock(me());
         if (me().*registered == 0)
@@ -198,7 +198,7 @@ private:
             if (s.state != kSlotLive)
                 continue;
             for (const DmbEntry& d : s.dmbs)
-                n += (d.state == kDmbRegistered && d.rgid == c_.gid) ? 1 : 0;
+                n += (d.state == kDmbRegistered && d.rgid == c_.gid) ? 1U : 0U;
         }
         return n;
     }
@@ -213,8 +213,8 @@ private:
         store_be32(area_, 12, s.max_dmb_size);  // max_len: the DMB size limit
         store_be64(area_, 16, 0);               // ism_state: 0, operational
         store_be64(area_, 24, c_.gid);
-        store_be64(area_, 32, s.sba_registered != 0 ? s.sba_iova : 0);
-        store_be64(area_, 40, s.ieq_registered != 0 ? s.ieq_iova : 0);
+        store_be64(area_, 32, s.sba_registered != 0 ? uint64_t{s.sba_iova} : 0);
+        store_be64(area_, 40, s.ieq_registered != 0 ? uint64_t{s.ieq_iova} : 0);
         store_be32(area_, 48, s.ieq_registered != 0 ? static_cast<uint32_t>(s.ieq_len) : 0);
         store_be32(area_, 56, s.dmb_count);  // dmbs_owned: registered here
         store_be32(area_, 60, used);         // dmbs_used: others' DMBs we may write
@@ -266,7 +266,7 @@ Reply Executor::reg_dmb()
     for (uint32_t tries = 0; tries < kTokenValues && value == 0; ++tries) {
         const uint32_t v = h.next_token % kTokenValues;
         h.next_token = v + 1;
-        if (v != 0 && std::atomic_ref<uint32_t>(c_.map.token_slot(v)).load() == 0)
+        if (v != 0 && c_.map.token_slot(v).load(std::memory_order_seq_cst) == 0)
             value = v;
     }
     if (value == 0)
@@ -278,8 +278,7 @@ Reply Executor::reg_dmb()
     d.len = len;
     d.state = kDmbRegistered;
     ++s.dmb_count;
-    std::atomic_ref<uint32_t>(c_.map.token_slot(value))
-        .store(token_entry(c_.slot, sba_idx), std::memory_order_release);
+    c_.map.token_slot(value).store(token_entry(c_.slot, sba_idx), std::memory_order_release);
     store_be64(area_, 8, d.token);
     return {kRcSuccess, 16};
 }
@@ -295,8 +294,8 @@ Reply Executor::unreg_dmb(uint64_t token)
         DmbEntry& d = s.dmbs[k];
         if (d.state == kDmbFree || d.token != token)
             continue;
-        std::atomic_ref<uint32_t> t(c_.map.token_slot(static_cast<uint32_t>(token >> 32)));
-        if (t.load() == token_entry(c_.slot, k + kFirstSbaIdx))
+        Be32& t = c_.map.token_slot(static_cast<uint32_t>(token >> 32));
+        if (t.load(std::memory_order_seq_cst) == token_entry(c_.slot, k + kFirstSbaIdx))
             t.store(0, std::memory_order_release);
         d = DmbEntry{};
         --s.dmb_count;

@@ -171,9 +171,9 @@ FabricHeader& FabricMap::header() const noexcept
     return *reinterpret_cast<FabricHeader*>(base_);
 }
 
-uint32_t& FabricMap::token_slot(uint32_t value) const noexcept
+Be32& FabricMap::token_slot(uint32_t value) const noexcept
 {
-    return reinterpret_cast<uint32_t*>(base_ + kTokenTableOffset)[value];
+    return reinterpret_cast<Be32*>(base_ + kTokenTableOffset)[value];
 }
 
 Slot& FabricMap::slot(uint32_t i) const noexcept
@@ -228,11 +228,10 @@ int32_t self_pid() noexcept
 
 SlotLock::SlotLock(Slot& slot) noexcept : word_(slot.lock)
 {
-    const int32_t me = self_pid();
-    std::atomic_ref<int32_t> w(word_);
+    const auto me = static_cast<uint32_t>(self_pid());
     for (unsigned n = 0;; ++n) {
-        int32_t holder = 0;
-        if (w.compare_exchange_weak(holder, me, std::memory_order_acquire))
+        uint32_t holder = 0;
+        if (word_.compare_exchange(holder, me, std::memory_order_acquire))
             return;
         if (n < kSpinsBeforeYield)
             continue;
@@ -240,15 +239,16 @@ SlotLock::SlotLock(Slot& slot) noexcept : word_(slot.lock)
         // The holder was killed inside its critical section: take the lock over. What it
         // left half-done is either its own slot (reclaimed next) or benign (an event
         // entry whose index was not yet published, a partly copied store).
-        if (holder != 0 && holder != me && n % kYieldsPerOwnerCheck == 0 && ::kill(holder, 0) < 0 &&
-            errno == ESRCH && w.compare_exchange_strong(holder, me, std::memory_order_acquire))
+        if (holder != 0 && holder != me && n % kYieldsPerOwnerCheck == 0 &&
+            ::kill(static_cast<pid_t>(holder), 0) < 0 && errno == ESRCH &&
+            word_.compare_exchange(holder, me, std::memory_order_acquire))
             return;
     }
 }
 
 SlotLock::~SlotLock()
 {
-    std::atomic_ref<int32_t>(word_).store(0, std::memory_order_release);
+    word_.store(0, std::memory_order_release);
 }
 
 std::string irq_socket_name(uint64_t nonce, uint32_t slot, uint32_t generation)
@@ -266,8 +266,7 @@ void IrqSender::raise(const FabricMap& map, uint32_t slot)
         if (!sock_)
             return;
     }
-    const uint32_t gen =
-        std::atomic_ref<uint32_t>(map.slot(slot).generation).load(std::memory_order_acquire);
+    const uint32_t gen = map.slot(slot).generation.load(std::memory_order_acquire);
     const std::string name = irq_socket_name(map.header().nonce, slot, gen);
     struct sockaddr_un addr {};
     addr.sun_family = AF_UNIX;
@@ -340,7 +339,7 @@ Result<std::vector<FunctionStatus>> list_functions(std::string_view fabric)
         FunctionStatus st;
         st.name.assign(s.name, ::strnlen(s.name, sizeof(s.name)));
         st.gid = s.gid;
-        st.pid = s.pid;
+        st.pid = static_cast<int>(uint32_t{s.pid});
         st.dmbs = s.dmb_count;
         out.push_back(std::move(st));
         slots.push_back(i);

@@ -34,7 +34,7 @@ public:
     [[nodiscard]] int fd() const noexcept { return fd_.get(); }
     [[nodiscard]] const std::string& fabric() const noexcept { return fabric_; }
     [[nodiscard]] FabricHeader& header() const noexcept;
-    [[nodiscard]] uint32_t& token_slot(uint32_t value) const noexcept;
+    [[nodiscard]] Be32& token_slot(uint32_t value) const noexcept;
     [[nodiscard]] Slot& slot(uint32_t i) const noexcept;
     [[nodiscard]] std::byte* arena(uint32_t i) const noexcept;
     [[nodiscard]] uint64_t arena_file_offset(uint32_t i) const noexcept;
@@ -78,7 +78,7 @@ public:
     SlotLock& operator=(const SlotLock&) = delete;
 
 private:
-    int32_t& word_;
+    Be32& word_;
 };
 
 /// Sends interrupts: a 1-byte datagram to the target's socket (EAGAIN = one is pending).
@@ -107,8 +107,15 @@ bool slot_alive_fast(const FabricMap& map, uint32_t i);
 void reclaim_if_dead(FabricMap& map, uint32_t i, IrqSender& irq);
 void reap_dead(FabricMap& map, IrqSender& irq);
 std::optional<uint32_t> find_live_gid(FabricMap& map, uint64_t gid, IrqSender& irq);
-Result<uint32_t> claim_slot(FabricMap& map, std::string_view name, uint64_t gid, uint32_t max_dmbs,
-                            uint32_t max_dmb_size, uint32_t store_limit, IrqSender& irq);
+struct SlotOptions {
+    std::string_view name;
+    uint64_t gid;
+    uint32_t max_dmbs;
+    uint32_t max_dmb_size;
+    uint32_t store_limit;
+    bool gid_disabled_events;
+};
+Result<uint32_t> claim_slot(FabricMap& map, const SlotOptions& o, IrqSender& irq);
 void release_slot(FabricMap& map, uint32_t i, IrqSender& irq);
 /// Drops the DMBs, SBA, IEQ and VLAN state of slot i (its lock held; fabric lock held).
 void unregister_all_locked(FabricMap& map, uint32_t i);

@@ -66,8 +66,7 @@ Result<void> revoke_dmb(std::string_view fabric, uint64_t owner_gid, uint64_t to
             continue;
         // Stores look the token up first and re-check the entry under this slot lock, so
         // both changes stop every later store. The entry stays (revoked) for UNREG_DMB.
-        std::atomic_ref<uint32_t>((*map)->token_slot(static_cast<uint32_t>(token >> 32)))
-            .store(0, std::memory_order_release);
+        (*map)->token_slot(static_cast<uint32_t>(token >> 32)).store(0, std::memory_order_release);
         d.state = kDmbRevoked;
         return {};
     }

@@ -315,7 +315,7 @@ Result<UniqueFd> bind_irq_socket(const FabricMap& map, uint32_t slot)
     UniqueFd sock(::socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
     if (!sock)
         return fail_errno();
-    const uint32_t gen = std::atomic_ref<uint32_t>(map.slot(slot).generation).load();
+    const uint32_t gen = map.slot(slot).generation.load(std::memory_order_seq_cst);
     const std::string name = irq_socket_name(map.header().nonce, slot, gen);
     struct sockaddr_un addr {};
     addr.sun_family = AF_UNIX;
@@ -350,8 +350,10 @@ Result<std::unique_ptr<vfio::DeviceFile>> open_function(const FunctionOptions& o
         if (!map)
             return tl::unexpected(map.error());
         IrqSender irq;
-        auto slot = claim_slot(**map, opts.name, gid, opts.max_dmbs, opts.max_dmb_size,
-                               opts.store_limit, irq);
+        auto slot = claim_slot(**map,
+                               {opts.name, gid, opts.max_dmbs, opts.max_dmb_size, opts.store_limit,
+                                opts.gid_disabled_events},
+                               irq);
         if (!slot && slot.error() == std::error_code(ESTALE, std::system_category()) && attempt < 3)
             continue;  // the fabric was removed between open and claim
         if (!slot)

@@ -27,20 +27,23 @@ constexpr uint64_t kLivenessCacheNs = 1'000'000;
 
 uint32_t load_state(const Slot& s)
 {
-    return std::atomic_ref<const uint32_t>(s.state).load(std::memory_order_acquire);
+    return s.state.load(std::memory_order_acquire);
 }
 
 void store_state(Slot& s, uint32_t state)
 {
-    std::atomic_ref<uint32_t>(s.state).store(state, std::memory_order_release);
+    s.state.store(state, std::memory_order_release);
 }
 
-// The dead function's GID vanished: every live function that registered a DMB for it gets
-// a DEV event "GID disabled" (tok = that GID), as SMC-D expects when a peer disappears.
+// The gone function's GID vanished: every live function that asked for it
+// (gid_disabled_events) and registered a DMB for that GID gets a DEV event "GID disabled"
+// (tok = that GID). The others learn it as real ISM peers do: from failing stores.
 void notify_gid_gone(FabricMap& map, uint32_t gone, uint64_t gid, IrqSender& irq)
 {
     for (uint32_t j = 0; j < kMaxFunctions; ++j) {
-        if (j == gone || load_state(map.slot(j)) != kSlotLive)
+        // The flag is set when the slot is claimed, before it turns live.
+        if (j == gone || load_state(map.slot(j)) != kSlotLive ||
+            map.slot(j).gid_disabled_events.load(std::memory_order_relaxed) == 0)
             continue;
         bool raise = false;
         {
@@ -88,7 +91,7 @@ void unregister_all_locked(FabricMap& map, uint32_t i)
         DmbEntry& d = s.dmbs[k];
         if (d.state == kDmbFree)
             continue;
-        std::atomic_ref<uint32_t> tok(map.token_slot(static_cast<uint32_t>(d.token >> 32)));
+        Be32& tok = map.token_slot(static_cast<uint32_t>(d.token >> 32));
         if (tok.load(std::memory_order_relaxed) == token_entry(i, k + kFirstSbaIdx))
             tok.store(0, std::memory_order_release);
         d = DmbEntry{};
@@ -127,7 +130,7 @@ bool slot_alive_fast(const FabricMap& map, uint32_t i)
     const Slot& s = map.slot(i);
     if (load_state(s) != kSlotLive)
         return false;
-    if (std::atomic_ref<const int32_t>(s.pid).load(std::memory_order_relaxed) == self_pid())
+    if (s.pid.load(std::memory_order_relaxed) == static_cast<uint32_t>(self_pid()))
         return true;
     // A positive answer is trusted for kLivenessCacheNs: a store in that window after the
     // owner died lands in memory nobody reads any more, exactly like a store issued just
@@ -138,8 +141,7 @@ bool slot_alive_fast(const FabricMap& map, uint32_t i)
         uint64_t at_ns;
     };
     thread_local std::array<Seen, kMaxFunctions> seen{};
-    const uint32_t generation =
-        std::atomic_ref<const uint32_t>(s.generation).load(std::memory_order_acquire);
+    const uint32_t generation = s.generation.load(std::memory_order_acquire);
     timespec ts{};
     ::clock_gettime(CLOCK_MONOTONIC, &ts);
     const uint64_t now =
@@ -176,8 +178,7 @@ std::optional<uint32_t> find_live_gid(FabricMap& map, uint64_t gid, IrqSender& i
 {
     for (uint32_t i = 0; i < kMaxFunctions; ++i) {
         const Slot& s = map.slot(i);
-        if (load_state(s) != kSlotLive ||
-            std::atomic_ref<const uint64_t>(s.gid).load(std::memory_order_relaxed) != gid)
+        if (load_state(s) != kSlotLive || s.gid.load(std::memory_order_relaxed) != gid)
             continue;
         if (slot_alive_fast(map, i))
             return i;
@@ -186,9 +187,10 @@ std::optional<uint32_t> find_live_gid(FabricMap& map, uint64_t gid, IrqSender& i
     return std::nullopt;
 }
 
-Result<uint32_t> claim_slot(FabricMap& map, std::string_view name, uint64_t gid, uint32_t max_dmbs,
-                            uint32_t max_dmb_size, uint32_t store_limit, IrqSender& irq)
+Result<uint32_t> claim_slot(FabricMap& map, const SlotOptions& o, IrqSender& irq)
 {
+    const std::string_view name = o.name;
+    const uint64_t gid = o.gid;
     reap_dead(map, irq);
     auto lock = FabricLock::acquire(map.fd());
     if (!lock)
@@ -230,11 +232,14 @@ Result<uint32_t> claim_slot(FabricMap& map, std::string_view name, uint64_t gid,
         s.gid = gid;
         std::memset(s.name, 0, sizeof(s.name));
         std::memcpy(s.name, name.data(), name.size());
-        s.pid = self_pid();
-        s.max_dmbs = max_dmbs;
-        s.max_dmb_size = max_dmb_size;
-        s.store_limit = store_limit;
-        std::atomic_ref<uint32_t>(s.generation).fetch_add(1, std::memory_order_release);
+        s.pid = static_cast<uint32_t>(self_pid());
+        s.max_dmbs = o.max_dmbs;
+        s.max_dmb_size = o.max_dmb_size;
+        s.store_limit = o.store_limit;
+        s.gid_disabled_events = o.gid_disabled_events ? 1U : 0U;
+        // Under the fabric lock: a plain increment, published with one store (the
+        // field is big-endian, an atomic fetch_add would carry into the wrong byte).
+        s.generation.store(s.generation + 1, std::memory_order_release);
         store_state(s, kSlotLive);
     }
     map.owned_slot = free_slot;

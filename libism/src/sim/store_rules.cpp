@@ -110,9 +110,8 @@ Result<void> bar0_store(Caller& caller, uint64_t off, std::span<const std::byte>
     const StoreAddress a = decode(off);
     if (a.dmbe_idx > kMaxDmbeIdx || a.token == 0)
         return fail_errno(EIO);
-    const uint32_t entry =
-        std::atomic_ref<uint32_t>(map.token_slot(static_cast<uint32_t>(a.token >> kTokenShift)))
-            .load(std::memory_order_acquire);
+    const uint32_t entry = map.token_slot(static_cast<uint32_t>(a.token >> kTokenShift))
+                               .load(std::memory_order_acquire);
     if (entry == 0)
         return fail_errno(EIO);
     const uint32_t target = (entry >> 16) - 1;

@@ -44,6 +44,12 @@ struct FunctionOptions {
     uint32_t max_dmbs = 64;           // DMB count limit (REG_DMB beyond => kRcDmbLimit), 1..1888
     uint32_t max_dmb_size = 1 << 20;  // DMB size limit (len 0 or above => kRcDmbSize), <= 8 MiB
     uint16_t store_limit = 4096;      // reported as imaxstbl; longer BAR stores => EINVAL, 8..4096
+    // Peer loss. Default (false), as real ISM shows it: when a function goes away (closed,
+    // or its process died), its DMBs are unregistered, so stores into them fail, and its
+    // GID is unknown to QUERY_RGID and SIGNAL_IEQ; nothing is posted to anyone. true: this
+    // function also gets a DEV event "GID disabled" (code 0x07, tok = the gone GID) for
+    // every gone GID it registered a DMB for. Nothing documents that real ISM sends it.
+    bool gid_disabled_events = false;
 };
 
 /// The stable GID derivation used when FunctionOptions::gid is 0 (never returns 0).

@@ -82,10 +82,16 @@ TEST_F(IsmInterrupts, ReportsEachSignalledDmbOnceWithItsMask)
 
 TEST_F(IsmInterrupts, IgnoresTheFirst32Bits)
 {
-    sba_[4] = std::byte{0xFF};  // bits 0..7 are never DMBs
+    // Bits 0..31 (SBA bytes 4..7) are never DMBs, with masks or without; DMB 32, the
+    // first real one, is reported next to them.
+    for (uint32_t k = 0; k < 32; ++k)
+        device_signals(k, 0x1000);
+    device_signals(32, 0x0400);
     auto r = dev_->handle_interrupt();
     ASSERT_TRUE(r);
-    EXPECT_TRUE(r->dmbs.empty());
+    ASSERT_EQ(r->dmbs.size(), 1U);
+    EXPECT_EQ(r->dmbs[0].sba_idx, 32U);
+    EXPECT_EQ(r->dmbs[0].dmbe_mask, 0x0400);
 }
 
 TEST_F(IsmInterrupts, EventsArriveInOrderAcrossTheWrap)

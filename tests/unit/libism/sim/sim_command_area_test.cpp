@@ -139,13 +139,23 @@ TEST_F(SimCommandArea, QueryRgidKnowsLiveGids)
 
 TEST_F(SimCommandArea, RegDmbReturnsHardwareFormToken)
 {
-    const auto [rc, tok] = a_->reg_dmb(b_->gid, 16384);
-    ASSERT_EQ(rc, kRcSuccess);
+    auto [m, iova] = a_->dma(16384);
+    Bytes p;
+    put_be(p, 0, 8, iova);
+    put_be(p, 8, 4, 16384);
+    put_be(p, 12, 4, 0);
+    put_be(p, 16, 4, 0);
+    put_be(p, 20, 4, 0);
+    put_be(p, 24, 8, b_->gid);
+    const Response r = a_->cmd(0x0A, p);
+    EXPECT_EQ(r.cmd, 0x0AU);
+    ASSERT_EQ(r.rc, kRcSuccess);
+    ASSERT_EQ(r.len, 16);  // the header and one be64 token
+    ASSERT_EQ(r.payload.size(), 8U);
+    const uint64_t tok = get_be(r.payload.data(), 8);
     EXPECT_NE(tok, 0U);
     EXPECT_EQ(tok & 0xFFFF'FFFFULL, 0U);
     EXPECT_LT(tok, uint64_t{1} << 48);
-    const Response r = a_->cmd(0x03);  // the REG_DMB response was 16 bytes long
-    EXPECT_EQ(r.len, 16);
 }
 
 TEST_F(SimCommandArea, RegDmbEnforcesSizeAndAddress)

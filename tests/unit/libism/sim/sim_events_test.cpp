@@ -2,6 +2,8 @@
 // The event queue and interrupts: wrap, silent overflow, hold/release, registration rules.
 #include <poll.h>
 
+#include <algorithm>
+
 #include "ism/sim/faults.hpp"
 #include "sim_test_util.hpp"
 
@@ -43,10 +45,34 @@ TEST_F(SimEvents, OverflowIsSilent)
 
 TEST_F(SimEvents, NoEventWithoutRegisteredQueue)
 {
-    EXPECT_EQ(a_->signal(b_->gid, 1, 0), kRcSuccess);
+    // Before any registration: the event is not kept for a queue registered later.
+    EXPECT_EQ(a_->signal(b_->gid, 1, 111), kRcSuccess);
     b_->init();
     EXPECT_EQ(get_be(b_->ieq, 8), 0U);
     EXPECT_EQ(b_->irqs(), 0U);
+
+    // After UNREG_IEQ: the memory that was the queue is not written, the SBA's summary
+    // and event bits stay clear and nothing interrupts.
+    ASSERT_EQ(b_->cmd(0x12).rc, kRcSuccess);
+    std::fill_n(b_->ieq, 512, std::byte{0xEE});
+    EXPECT_EQ(a_->signal(b_->gid, 1, 222), kRcSuccess);
+    for (std::size_t i = 0; i < 512; ++i)
+        ASSERT_EQ(byte_at(b_->ieq, i), 0xEE) << "byte " << i << " of the unregistered queue";
+    EXPECT_EQ(byte_at(b_->sba, 0), 0);
+    EXPECT_EQ(b_->irqs(), 0U);
+
+    // Registered again (init() put the queue one page after the SBA, at the second page
+    // of b's first mapping): the next event is the only one there.
+    Bytes q;
+    put_be(q, 0, 8, kIovaBase + 4096);
+    put_be(q, 8, 8, 512);
+    ASSERT_EQ(b_->cmd(0x02, q).rc, kRcSuccess);
+    EXPECT_EQ(get_be(b_->ieq, 8), 0U);
+    EXPECT_EQ(a_->signal(b_->gid, 1, 333), kRcSuccess);
+    EXPECT_EQ(get_be(b_->ieq, 8), 1U);
+    EXPECT_EQ(get_be(b_->ieq + 32 + 24, 8), 333U);
+    EXPECT_EQ(byte_at(b_->sba, 0), 0xC0);
+    EXPECT_EQ(b_->irqs(), 1U);
 }
 
 TEST_F(SimInterrupts, FdIsPollableAndCountsInterrupts)

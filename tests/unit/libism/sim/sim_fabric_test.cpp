@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 // The fabric: GIDs, names, listing, removal, tokens, and reclaiming killed functions.
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -73,6 +75,45 @@ TEST_F(SimFabric, DuplicateGidIsAddressInUse)
     EXPECT_EQ(Fn(fabric_, "x").dev->zpci_info()->pchid, (*ok)->zpci_info()->pchid);
 }
 
+TEST_F(SimFabric, TheFileIsBigEndianWhateverTheHost)
+{
+    // Offsets written out here, not taken from shm_layout.hpp: a process of another byte
+    // order or another build shares this file (docs/sim.md).
+    constexpr off_t kTokenTable = 4096;
+    constexpr off_t kSlots = kTokenTable + 65536 * 4;
+    const auto [rc, token] = b_->reg_dmb(a_->gid, 4096, 40);
+    ASSERT_EQ(rc, kRcSuccess);
+    const auto path = ism::sim::fabric_path(fabric_);
+    ASSERT_TRUE(path);
+    const int fd = ::open(path->c_str(), O_RDONLY | O_CLOEXEC);
+    ASSERT_GE(fd, 0);
+    auto read_at = [fd](off_t off, std::size_t n) {
+        std::vector<std::byte> b(n);
+        EXPECT_EQ(::pread(fd, b.data(), n, off), static_cast<ssize_t>(n));
+        return b;
+    };
+    const auto header = read_at(0, 48);
+    EXPECT_EQ(std::string(reinterpret_cast<const char*>(header.data()), 4), "ISMF");
+    EXPECT_EQ(get_be(header.data() + 4, 4), 2U);  // layout version
+    struct stat st {};
+    ASSERT_EQ(::fstat(fd, &st), 0);
+    EXPECT_EQ(get_be(header.data() + 16, 8), static_cast<uint64_t>(st.st_size));
+    EXPECT_EQ(get_be(header.data() + 40, 2), b_->dev->zpci_info()->pchid);
+    // b was opened second: slot 1. Its token's entry is (slot + 1) << 16 | sba_idx.
+    const auto entry = read_at(kTokenTable + static_cast<off_t>(4 * (token >> 32)), 4);
+    EXPECT_EQ(get_be(entry.data(), 4), (2U << 16) | 40U);
+    const off_t stride = static_cast<off_t>(get_be(header.data() + 16, 8) - 16 * (256ULL << 20) -
+                                            static_cast<uint64_t>(kSlots)) /
+                         16;
+    const auto slot = read_at(kSlots + stride, 32);
+    EXPECT_EQ(get_be(slot.data() + 4, 4), 1U);  // live
+    EXPECT_EQ(get_be(slot.data() + 12, 4), static_cast<uint64_t>(::getpid()));
+    EXPECT_EQ(get_be(slot.data() + 16, 8), b_->gid);
+    EXPECT_EQ(std::string(reinterpret_cast<const char*>(slot.data() + 24), 2),
+              std::string("b\0", 2));
+    ::close(fd);
+}
+
 TEST_F(SimFabric, ListAndRemove)
 {
     b_->reg_dmb(a_->gid, 4096);
@@ -96,8 +137,29 @@ TEST_F(SimFabric, ListAndRemove)
     EXPECT_EQ(none.error(), std::errc::no_such_file_or_directory);
 }
 
-TEST_F(SimFabric, ClosingTellsWritersWithGidEvent)
+TEST_F(SimFabric, ClosingTellsNobodyByDefault)
 {
+    // As real ISM: the gone function's DMBs are unregistered, stores into them fail, and
+    // nothing is posted to the peers that registered DMBs for its GID.
+    a_->init();
+    b_->init();
+    ASSERT_EQ(a_->reg_dmb(b_->gid, 4096).first, kRcSuccess);
+    const auto [rc, b_token] = b_->reg_dmb(a_->gid, 4096);
+    ASSERT_EQ(rc, kRcSuccess);
+    ASSERT_TRUE(a_->store(b_token, 0, false, 0, Bytes(8)));
+    const uint64_t gone = b_->gid;
+    b_.reset();
+    EXPECT_EQ(get_be(a_->ieq, 8), 0U) << "an event was posted";
+    EXPECT_EQ(a_->irqs(), 0U);
+    auto r = a_->store(b_token, 0, false, 0, Bytes(8));
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error(), std::errc::io_error);
+    EXPECT_EQ(a_->signal(gone, 1, 0), kRcUnknownGid);
+}
+
+TEST_F(SimFabric, ClosingTellsWritersWithGidEventWhenAskedTo)
+{
+    a_ = std::make_unique<Fn>(fabric_, "a2", 4096, 64, true);
     a_->init();
     ASSERT_EQ(a_->reg_dmb(b_->gid, 4096).first, kRcSuccess);
     const uint64_t gone = b_->gid;
@@ -150,9 +212,8 @@ TEST_F(SimFabric, KilledProcessIsReclaimed)
     EXPECT_EQ(r.error(), std::errc::io_error);
     EXPECT_EQ(a_->signal(cgid, 1, 0), kRcUnknownGid);
     EXPECT_EQ(ism::sim::list_functions(fabric_)->size(), 2U);
-    // a had a DMB for the child's GID: it hears that the GID is gone.
-    EXPECT_EQ(get_be(a_->ieq + 32 + 4, 4), 7U);
-    EXPECT_EQ(get_be(a_->ieq + 32 + 8, 8), cgid);
+    // a had a DMB for the child's GID but did not ask for GID-disabled events: nothing.
+    EXPECT_EQ(get_be(a_->ieq, 8), 0U);
     // A fresh process (here: this one) takes the name and GID again.
     Fn again(fabric_, "child");
     ASSERT_TRUE(again.dev);

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // BAR0 stores: encoding, SBA bits and masks, the store rules, untorn 8-byte words.
 #include <atomic>
+#include <chrono>
 #include <thread>
 
 #include "ism/sim/faults.hpp"
@@ -149,47 +150,159 @@ TEST_F(SimStore, UnmappedDmbIsEio)
     expect_eio(a_->store(tok, 0, false, 0, Bytes(8)));
 }
 
+// The two tests below have a reader thread poll the DMB while a writes it. On a loaded
+// machine the two threads may rarely run at once, so each keeps going until the reader
+// has been seen inside a store (or a round) often enough, and fails if it never was.
+constexpr auto kOverlapDeadline = std::chrono::seconds(60);
+
+uint8_t load_byte(const std::byte* p, std::memory_order order = std::memory_order_acquire)
+{
+    return std::atomic_ref<const uint8_t>(*reinterpret_cast<const uint8_t*>(p)).load(order);
+}
+
+uint64_t load_word(const std::byte* p, std::memory_order order = std::memory_order_acquire)
+{
+    return std::atomic_ref<const uint64_t>(*reinterpret_cast<const uint64_t*>(p)).load(order);
+}
+
 TEST_F(SimStore, AlignedWordsAreNeverTorn)
 {
-    // a rewrites stores around aligned 8-byte fields while b polls them: a short store at
-    // an odd offset (word by word) and a long one (the bulk copy path).
+    // a rewrites a store while b's reader checks every aligned 8-byte word in it: a short
+    // store at an odd offset (head bytes, then words) and longer ones (the bulk copy
+    // path). Store i fills every byte with i % 255 + 1, so a word whose 8 bytes differ
+    // is torn.
     struct Case {
         std::size_t offset;
         std::size_t length;
-        std::size_t field;
     };
-    for (const Case c : {Case{5, 24, 8}, Case{3, 300, 64}, Case{8, 4088, 2048}}) {
+    constexpr int kMinStores = 20000;
+    constexpr uint64_t kMinOverlaps = 20;
+    for (const Case c : {Case{5, 24}, Case{3, 300}, Case{8, 4088}}) {
         SCOPED_TRACE("store of " + std::to_string(c.length) + " at " + std::to_string(c.offset));
+        ASSERT_TRUE(a_->store(tok_, 0, false, 0, Bytes(4096)));
         std::atomic<bool> stop{false};
         std::atomic<uint64_t> torn{0};
-        const std::byte* field = dmb_ + c.field;
+        std::atomic<uint64_t> overlaps{0};  // stores the reader was seen inside
+        const std::byte* first = dmb_ + c.offset;
+        const std::byte* last = dmb_ + c.offset + c.length - 1;
+        const std::byte* words = dmb_ + (c.offset + 7) / 8 * 8;
+        const std::byte* words_end = dmb_ + (c.offset + c.length) / 8 * 8;
         std::thread reader([&] {
-            while (!stop.load()) {
-                const uint64_t v =
-                    std::atomic_ref<const uint64_t>(*reinterpret_cast<const uint64_t*>(field))
-                        .load(std::memory_order_relaxed);
-                if (v != 0 && v != ~uint64_t{0} && v != 0x5555'5555'5555'5555ULL)
-                    torn.fetch_add(1);
+            uint8_t counted = 0;
+            while (!stop.load(std::memory_order_relaxed)) {
+                // Bytes are copied in ascending order: the first byte already from store
+                // k and the last one still from store k - 1 means the words were read
+                // while store k was under way.
+                const uint8_t f = load_byte(first);
+                for (const std::byte* w = words; w < words_end; w += 8) {
+                    const uint64_t v = load_word(w);
+                    if (v != (v & 0xFF) * 0x0101'0101'0101'0101ULL)
+                        torn.fetch_add(1, std::memory_order_relaxed);
+                }
+                const uint8_t l = load_byte(last);
+                if (f != 0 && f != counted && l == (f == 1 ? 255 : f - 1)) {
+                    counted = f;
+                    overlaps.fetch_add(1, std::memory_order_relaxed);
+                }
             }
         });
-        for (int i = 0; i < 20000; ++i) {
-            const auto fill = static_cast<std::byte>(i % 2 == 0 ? 0xFF : 0x55);
-            ASSERT_TRUE(a_->store(tok_, 0, false, c.offset, Bytes(c.length, fill)));
+        const auto deadline = std::chrono::steady_clock::now() + kOverlapDeadline;
+        int stores = 0;
+        for (;; ++stores) {
+            const auto fill = static_cast<std::byte>(stores % 255 + 1);
+            if (!a_->store(tok_, 0, false, c.offset, Bytes(c.length, fill))) {
+                ADD_FAILURE() << "store " << stores << " failed";
+                break;
+            }
+            if (stores >= kMinStores && stores % 1024 == 0 &&
+                (overlaps.load() >= kMinOverlaps || std::chrono::steady_clock::now() > deadline))
+                break;
         }
         stop = true;
         reader.join();
-        EXPECT_EQ(torn.load(), 0U);
+        EXPECT_EQ(torn.load(), 0U) << "torn words read";
+        EXPECT_GE(overlaps.load(), kMinOverlaps)
+            << "the reader was seen inside only " << overlaps.load() << " of " << stores
+            << " stores: it did not test untorn words";
     }
 }
 
 TEST_F(SimStore, StoresApplyInOrderBeforeTheSignal)
 {
-    Bytes big(4096, std::byte{0xAB});
-    for (uint64_t off = 0; off < 65536; off += 4096)
-        ASSERT_TRUE(a_->store(tok_, 0, off + 4096 == 65536, off, big));
-    EXPECT_EQ(b_->irqs(), 1U);
-    for (std::size_t i = 0; i < 65536; ++i)
-        ASSERT_EQ(byte_at(dmb_, i), 0xAB) << i;
+    // Round r: a writes the whole 64 KiB DMB in sixteen 4 KiB stores in ascending order,
+    // every byte r % 255 + 1, the last store with the signal flag. b's reader polls the
+    // DMB's SBA bit meanwhile. While the last store is under way the earlier ones must be
+    // complete; once the bit is set, every byte of the round must be there (checked from
+    // the end, where a signal raised too early would show first). Then the reader clears
+    // the bit and lets a start the next round.
+    constexpr uint64_t kMinRounds = 300;
+    constexpr uint64_t kMinOverlaps = 20;
+    constexpr std::size_t kSize = 65536;
+    constexpr std::size_t kLastStore = kSize - 4096;
+    constexpr std::size_t kBit = 4 + 40 / 8;
+    constexpr auto kMask = static_cast<uint8_t>(0x80U >> (40 % 8));
+    auto word_of = [](uint64_t round) { return (round % 255 + 1) * 0x0101'0101'0101'0101ULL; };
+
+    std::atomic<uint64_t> acked{0};  // the last round the reader checked
+    std::atomic<bool> stop{false};
+    std::atomic<uint64_t> overlaps{0};  // rounds whose signalled store the reader saw under way
+    uint64_t out_of_order = 0;
+    uint64_t incomplete = 0;
+    std::thread reader([&] {
+        auto bit = std::atomic_ref<uint8_t>(*reinterpret_cast<uint8_t*>(b_->sba + kBit));
+        for (uint64_t round = 1; !stop.load(std::memory_order_relaxed); ++round) {
+            const uint64_t want = word_of(round);
+            bool inside = false;
+            while (!stop.load(std::memory_order_relaxed) &&
+                   (bit.load(std::memory_order_acquire) & kMask) == 0) {
+                if (load_word(dmb_ + kLastStore) != want)
+                    continue;
+                // The last store has begun: the ones before it are complete.
+                if (load_word(dmb_ + kLastStore - 8) != want || load_word(dmb_) != want)
+                    ++out_of_order;
+                if (load_word(dmb_ + kSize - 8) != want)
+                    inside = true;
+            }
+            if (stop.load(std::memory_order_relaxed))
+                break;
+            for (std::size_t i = kSize; i > 0; i -= 8) {
+                if (load_word(dmb_ + i - 8, std::memory_order_relaxed) != want) {
+                    ++incomplete;
+                    break;
+                }
+            }
+            if (inside)
+                overlaps.fetch_add(1, std::memory_order_relaxed);
+            bit.fetch_and(static_cast<uint8_t>(~kMask));
+            acked.store(round, std::memory_order_release);
+        }
+    });
+
+    const auto deadline = std::chrono::steady_clock::now() + kOverlapDeadline;
+    uint64_t round = 1;
+    for (bool going = true; going; ++round) {
+        const Bytes data(4096, static_cast<std::byte>(round % 255 + 1));
+        for (std::size_t at = 0; going && at < kSize; at += 4096) {
+            going = a_->store(tok_, 0, at == kLastStore, at, data).has_value();
+            EXPECT_TRUE(going) << "round " << round << " offset " << at;
+        }
+        while (going && acked.load(std::memory_order_acquire) != round) {
+            going = std::chrono::steady_clock::now() < deadline + std::chrono::seconds(10);
+            EXPECT_TRUE(going) << "the reader never saw the signal of round " << round;
+            std::this_thread::yield();
+        }
+        if (round >= kMinRounds &&
+            (overlaps.load() >= kMinOverlaps || std::chrono::steady_clock::now() > deadline))
+            break;
+    }
+    stop = true;
+    reader.join();
+    EXPECT_EQ(incomplete, 0U) << "rounds whose signal came before all their data";
+    EXPECT_EQ(out_of_order, 0U) << "a later store seen before an earlier one";
+    EXPECT_GE(overlaps.load(), kMinOverlaps)
+        << "the reader was inside the signalled store in only " << overlaps.load() << " of "
+        << round << " rounds: it did not test the order";
+    EXPECT_EQ(b_->irqs(), 1U);  // the reader never clears the summary bit: one interrupt
 }
 
 }  // namespace

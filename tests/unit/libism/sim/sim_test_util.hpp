@@ -68,13 +68,14 @@ inline constexpr uint64_t kIovaBase = ism::sim::kDmaWindowStart;
 class Fn {
 public:
     Fn(const std::string& fabric, const std::string& name, uint16_t store_limit = 4096,
-       uint32_t max_dmbs = 64)
+       uint32_t max_dmbs = 64, bool gid_disabled_events = false)
     {
         ism::sim::FunctionOptions o;
         o.fabric = fabric;
         o.name = name;
         o.store_limit = store_limit;
         o.max_dmbs = max_dmbs;
+        o.gid_disabled_events = gid_disabled_events;
         auto d = ism::sim::open_function(o);
         EXPECT_TRUE(d) << d.error().message();
         if (d)
