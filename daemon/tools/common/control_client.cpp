@@ -47,7 +47,7 @@ bool ControlClient::send(const nlohmann::json& request)
     line += '\n';
     std::size_t done = 0;
     while (done < line.size()) {
-        const ssize_t n = ::write(fd_.get(), line.data() + done, line.size() - done);
+        const ssize_t n = ::send(fd_.get(), line.data() + done, line.size() - done, MSG_NOSIGNAL);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
@@ -87,9 +87,12 @@ tl::expected<nlohmann::json, std::string> ControlClient::call(const std::string&
 {
     args["v"] = control::kVersion;
     args["op"] = op;
-    if (!send(args))
-        return tl::unexpected("writing to ismd: " + std::string(std::strerror(errno)));
+    const bool sent = send(args);
+    const int send_errno = errno;
+    // A refusal (our credentials) may arrive before, or instead of, reading our request.
     auto reply = read_reply();
+    if (!sent && !reply)
+        return tl::unexpected("writing to ismd: " + std::string(std::strerror(send_errno)));
     if (!reply)
         return reply;
     if (!reply->value("ok", false))

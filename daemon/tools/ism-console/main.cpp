@@ -269,6 +269,8 @@ int simple_op(const std::string& socket, const std::string& op, const std::strin
 
 int main(int argc, char** argv)
 {
+    // A write to a connection ismd closed must be an error we report, not a silent death.
+    ::signal(SIGPIPE, SIG_IGN);
     CLI::App app{"ism-console: the console of a peer LPAR, over ISM, through ismd"};
     app.require_subcommand(1);
     std::string socket = ismd::tools::default_control_socket();

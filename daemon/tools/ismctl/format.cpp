@@ -1,16 +1,20 @@
 // SPDX-License-Identifier: MIT
 #include "tools/ismctl/format.hpp"
 
+#include <cstdarg>
 #include <cstdio>
 
 namespace ismd::tools {
 
 namespace {
 
-std::string printf_string(const char* fmt, auto... args)
+__attribute__((format(printf, 1, 2))) std::string printf_string(const char* fmt, ...)
 {
     char buf[512];
-    std::snprintf(buf, sizeof buf, fmt, args...);
+    va_list ap;
+    va_start(ap, fmt);
+    std::vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
     return buf;
 }
 
