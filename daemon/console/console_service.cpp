@@ -52,7 +52,9 @@ ServeConfig read_serve(Section& console)
     if (auto t = s.string("term"))
         serve.term = *t;
     if (auto l = s.choice("launcher", {"auto", "direct", "systemd"}))
-        serve.launcher = *l == "auto" ? Launcher::automatic : *l == "direct" ? Launcher::direct : Launcher::systemd;
+        serve.launcher = *l == "auto"     ? Launcher::automatic
+                         : *l == "direct" ? Launcher::direct
+                                          : Launcher::systemd;
     s.finish();
     return serve;
 }

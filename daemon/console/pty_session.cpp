@@ -82,9 +82,10 @@ PtySession::PtySession(asio::any_io_executor executor, std::string peer, ServeCo
 {
     launcher_ = config_.launcher;
     if (launcher_ == Launcher::automatic)
-        launcher_ = std::getenv("INVOCATION_ID") != nullptr && ::access("/usr/bin/systemd-run", X_OK) == 0
-                        ? Launcher::systemd
-                        : Launcher::direct;
+        launcher_ =
+            std::getenv("INVOCATION_ID") != nullptr && ::access("/usr/bin/systemd-run", X_OK) == 0
+                ? Launcher::systemd
+                : Launcher::direct;
     if (!config_.transcript.empty()) {
         transcript_ = ism::UniqueFd(
             ::open(config_.transcript.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640));
@@ -381,8 +382,11 @@ void PtySession::send_break()
 {
     if (!master_.is_open())
         return;
+    // The line discipline's settings are the slave's: the master has its own.
+    const char* pts = ::ptsname(master_.native_handle());
+    ism::UniqueFd slave(pts == nullptr ? -1 : ::open(pts, O_RDWR | O_NOCTTY | O_CLOEXEC));
     termios t{};
-    if (::tcgetattr(master_.native_handle(), &t) != 0)
+    if (!slave || ::tcgetattr(slave.get(), &t) != 0)
         return;
     if ((t.c_iflag & IGNBRK) != 0)
         return;

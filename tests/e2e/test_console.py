@@ -124,3 +124,66 @@ class Console(IsmdTestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class ConsoleServing(IsmdTestCase):
+    """What the serving side is configured to do: the default login prompt, the
+    transcript, a break, and the client's signals."""
+
+    def start_pair(self, serve):
+        a = self.ismd("lpar1")
+        b = self.ismd("lpar2")
+        a.add_peer("lpar2", console={"attach": True})
+        b.add_peer("lpar1", console={"serve": serve})
+        a.start()
+        b.start()
+        a.wait_link("lpar2")
+        self.a = a
+        self.tmux = Tmux(self.work)
+        self.addCleanup(self.tmux.kill)
+
+    def attach(self):
+        self.tmux.type(f"{ISM_CONSOLE} --socket {self.a.socket} attach lpar2")
+        self.tmux.wait_screen("[ism-console] attached to lpar2")
+
+    def test_default_program_is_a_login_prompt(self):
+        if os.geteuid() != 0:
+            self.skipTest("agetty needs root")
+        self.start_pair(True)
+        self.attach()
+        self.tmux.wait_screen("login:")
+
+    def test_transcript_and_break(self):
+        transcript = os.path.join(self.work, "console.log")
+        self.start_pair({"program": ["/bin/bash", "--norc", "--noprofile", "-i"], "unauthenticated": True,
+                         "launcher": "direct", "transcript": transcript})
+        self.attach()
+        self.tmux.type("echo logged-$((8*8))")
+        self.tmux.wait_screen("logged-64")
+        wait_for(lambda: "logged-64" in open(transcript).read(), what="the transcript")
+        # A break interrupts the foreground job when the terminal asks for it (BRKINT).
+        self.tmux.type("stty brkint; sleep 60")
+        time.sleep(0.5)
+        r = __import__("subprocess").run([ISM_CONSOLE, "--socket", self.a.socket, "break", "lpar2"],
+                                         capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        # bash drops the rest of a line whose job was interrupted: ask for $? anew.
+        time.sleep(0.5)
+        self.tmux.type("echo after-sleep-$?")
+        self.tmux.wait_screen("after-sleep-130")
+
+    def test_signals_detach_and_restore_the_terminal(self):
+        self.start_pair({"program": ["/bin/bash", "--norc", "--noprofile", "-i"], "unauthenticated": True,
+                         "launcher": "direct"})
+        marker = "STTYSIG"
+        self.tmux.type(f"echo {marker}A=$(stty -g)")
+        before = wait_for(lambda: re.findall(marker + r"A=([0-9a-f]+:\S+)", self.tmux.screen()), 10)[-1]
+        for sig, name in (("TERM", "Terminated"), ("HUP", "Hangup")):
+            self.attach()
+            self.tmux.type("echo in-$((1+1))")
+            self.tmux.wait_screen("in-2")
+            __import__("subprocess").run(["pkill", f"-{sig}", "-f", f"ism-console --socket {self.a.socket}"])
+            self.tmux.wait_screen(f"detached on {name}")
+            self.tmux.type(f"echo {marker}{sig}=$(stty -g)")
+            after = wait_for(lambda: re.findall(marker + sig + r"=([0-9a-f]+:\S+)", self.tmux.screen()), 10)[-1]
+            self.assertEqual(after, before, sig)
