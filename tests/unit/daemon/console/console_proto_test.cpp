@@ -52,9 +52,9 @@ TEST(ConsoleProto, IntegersAreBigEndianOnTheWire)
 TEST(ConsoleProto, MalformedMessagesAreRefused)
 {
     EXPECT_FALSE(decode({}));
-    EXPECT_FALSE(decode(bytes({0})));        // no such type
-    EXPECT_FALSE(decode(bytes({99, 1})));    // no such type
-    EXPECT_FALSE(decode(bytes({2, 0, 0})));  // CLOSE too short
+    EXPECT_FALSE(decode(bytes({0})));                 // no such type
+    EXPECT_FALSE(decode(bytes({99, 1})));             // no such type
+    EXPECT_FALSE(decode(bytes({2, 0, 0})));           // CLOSE too short
     EXPECT_FALSE(decode(bytes({2, 0, 0, 0, 1, 5})));  // CLOSE with trailing bytes
     EXPECT_FALSE(decode(bytes({4, 0, 80, 0})));       // RESIZE too short
     EXPECT_FALSE(decode(bytes({5, 1})));              // BREAK carries nothing

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -215,7 +216,14 @@ TEST_P(ConfigBadCase, RefusesWithItsMessage)
         EXPECT_EQ(got, want) << bad.what;
 }
 
-INSTANTIATE_TEST_SUITE_P(Config, ConfigBadCase, ::testing::ValuesIn(kBadCases));
+INSTANTIATE_TEST_SUITE_P(Config, ConfigBadCase, ::testing::ValuesIn(kBadCases),
+                         [](const ::testing::TestParamInfo<BadCase>& param_info) {
+                             std::string name;
+                             for (const char* c = param_info.param.what; *c != '\0'; ++c)
+                                 name +=
+                                     std::isalnum(static_cast<unsigned char>(*c)) != 0 ? *c : '_';
+                             return name;
+                         });
 
 TEST_F(ConfigTest, TwoPeersWithOneNameNameBothFiles)
 {
