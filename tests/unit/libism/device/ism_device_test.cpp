@@ -7,16 +7,17 @@
 #include <gtest/gtest.h>
 
 #include "ism/device/return_codes.hpp"
+#include "ism/byte_order.hpp"
 #include "unit/libism/device/fake_ism_file.hpp"
 
 namespace {
 
 using ism::errc;
+using ism::load_be;
+using ism::store_be;
 using ism::device::IsmDevice;
-using ism::testing::be;
 using ism::testing::bytes;
 using ism::testing::FakeIsmFile;
-using ism::testing::put;
 
 struct Opened {
     FakeIsmFile* file;
@@ -56,12 +57,12 @@ TEST(IsmDevice, CommandsAreBigEndianWithPayloadBeforeHeader)
     EXPECT_EQ(reg_sba.cmd, 0x01U);
     EXPECT_EQ(reg_sba.len, 16);
     // The SBA address is an IOVA that the fake has mapped, naturally aligned.
-    const uint64_t sba = be(reg_sba.payload.data(), 8);
+    const uint64_t sba = load_be({reg_sba.payload.data(), 8});
     EXPECT_NE(file->dma_at(sba), nullptr);
     EXPECT_EQ(sba % 4096, 0U);
     const auto& reg_ieq = file->commands.at(1);
     EXPECT_EQ(reg_ieq.len, 24);
-    EXPECT_EQ(be(reg_ieq.payload.data() + 8, 8), 512U);
+    EXPECT_EQ(load_be({reg_ieq.payload.data() + 8, 8}), 512U);
     const auto& add_vlan = file->commands.at(4);
     EXPECT_EQ(add_vlan.payload, bytes({0, 0, 0, 0, 0, 0, 0x1F, 0xFF}));
 }
@@ -193,11 +194,11 @@ TEST(IsmDevice, RegisterDmbSendsTheDocumentedLayout)
     const auto& cmd = file->commands.back();
     EXPECT_EQ(cmd.cmd, 0x0AU);
     EXPECT_EQ(cmd.len, 40);
-    EXPECT_EQ(be(cmd.payload.data(), 8), dmb->iova);
-    EXPECT_EQ(be(cmd.payload.data() + 8, 4), 65536U);
-    EXPECT_EQ(be(cmd.payload.data() + 12, 4), 32U);  // lowest usable SBA index
-    EXPECT_EQ(be(cmd.payload.data() + 16, 8), 0U);   // no VLAN
-    EXPECT_EQ(be(cmd.payload.data() + 24, 8), 0xAABBCCDDEEFF0011ULL);
+    EXPECT_EQ(load_be({cmd.payload.data(), 8}), dmb->iova);
+    EXPECT_EQ(load_be({cmd.payload.data() + 8, 4}), 65536U);
+    EXPECT_EQ(load_be({cmd.payload.data() + 12, 4}), 32U);  // lowest usable SBA index
+    EXPECT_EQ(load_be({cmd.payload.data() + 16, 8}), 0U);   // no VLAN
+    EXPECT_EQ(load_be({cmd.payload.data() + 24, 8}), 0xAABBCCDDEEFF0011ULL);
     EXPECT_EQ(dmb->token, 0x0001'0000'0000ULL);
     EXPECT_EQ(dmb->iova % 65536, 0U);  // naturally aligned
     EXPECT_EQ(dmb->memory.size(), 65536U);

@@ -18,12 +18,12 @@ TEST_F(SimEvents, QueueWrapsAfterFifteenEntries)
     b_->init();
     for (uint64_t i = 1; i <= 17; ++i) {
         ASSERT_EQ(a_->signal(b_->gid, 0x83, i), kRcSuccess);
-        EXPECT_EQ(get_be(b_->ieq, 8), (i - 1) % 15 + 1) << i;
+        EXPECT_EQ(load_be({b_->ieq, 8}), (i - 1) % 15 + 1) << i;
     }
     // Entries 16 and 17 overwrote slots 0 and 1; slot 2 still holds event 3.
-    EXPECT_EQ(get_be(b_->ieq + 32 + 24, 8), 16U);
-    EXPECT_EQ(get_be(b_->ieq + 32 + 32 + 24, 8), 17U);
-    EXPECT_EQ(get_be(b_->ieq + 32 + 64 + 24, 8), 3U);
+    EXPECT_EQ(load_be({b_->ieq + 32 + 24, 8}), 16U);
+    EXPECT_EQ(load_be({b_->ieq + 32 + 32 + 24, 8}), 17U);
+    EXPECT_EQ(load_be({b_->ieq + 32 + 64 + 24, 8}), 3U);
 }
 
 TEST_F(SimEvents, OverflowIsSilent)
@@ -32,12 +32,12 @@ TEST_F(SimEvents, OverflowIsSilent)
     for (int i = 0; i < 15; ++i)
         ASSERT_EQ(a_->signal(b_->gid, 1, 0), kRcSuccess);
     // Fifteen unread events leave idx where it started: the consumer sees nothing new.
-    EXPECT_EQ(get_be(b_->ieq, 8), 15U);
+    EXPECT_EQ(load_be({b_->ieq, 8}), 15U);
     for (int i = 0; i < 15; ++i)
         ASSERT_EQ(a_->signal(b_->gid, 1, 0), kRcSuccess);
-    EXPECT_EQ(get_be(b_->ieq, 8), 15U);
+    EXPECT_EQ(load_be({b_->ieq, 8}), 15U);
     // Nothing else in the header or the SBA reports the loss.
-    EXPECT_EQ(get_be(b_->ieq + 24, 8), 0U);
+    EXPECT_EQ(load_be({b_->ieq + 24, 8}), 0U);
     EXPECT_EQ(byte_at(b_->sba, 0), 0xC0);
 }
 
@@ -45,7 +45,7 @@ TEST_F(SimEvents, NoEventWithoutRegisteredQueue)
 {
     EXPECT_EQ(a_->signal(b_->gid, 1, 0), kRcSuccess);
     b_->init();
-    EXPECT_EQ(get_be(b_->ieq, 8), 0U);
+    EXPECT_EQ(load_be({b_->ieq, 8}), 0U);
     EXPECT_EQ(b_->irqs(), 0U);
 }
 
@@ -115,7 +115,7 @@ TEST_F(SimInterrupts, HeldThenReleasedRaisesOne)
     ASSERT_TRUE(a_->store(tok, 0, true, 0, Bytes(8)));
     ASSERT_EQ(a_->signal(b_->gid, 1, 0), kRcSuccess);
     EXPECT_EQ(byte_at(b_->sba, 0), 0xC0);  // bits and events are there
-    EXPECT_EQ(get_be(b_->ieq, 8), 1U);
+    EXPECT_EQ(load_be({b_->ieq, 8}), 1U);
     EXPECT_EQ(b_->irqs(), 0U);
     ASSERT_TRUE(ism::sim::faults::hold_interrupts(fabric_, b_->gid, false));
     EXPECT_EQ(b_->irqs(), 1U);

@@ -102,10 +102,10 @@ TEST_F(SimFabric, ClosingTellsWritersWithGidEvent)
     ASSERT_EQ(a_->reg_dmb(b_->gid, 4096).first, kRcSuccess);
     const uint64_t gone = b_->gid;
     b_.reset();
-    EXPECT_EQ(get_be(a_->ieq, 8), 1U);
-    EXPECT_EQ(get_be(a_->ieq + 32, 4), 1U);      // DEV
-    EXPECT_EQ(get_be(a_->ieq + 32 + 4, 4), 7U);  // GID disabled
-    EXPECT_EQ(get_be(a_->ieq + 32 + 8, 8), gone);
+    EXPECT_EQ(load_be({a_->ieq, 8}), 1U);
+    EXPECT_EQ(load_be({a_->ieq + 32, 4}), 1U);      // DEV
+    EXPECT_EQ(load_be({a_->ieq + 32 + 4, 4}), 7U);  // GID disabled
+    EXPECT_EQ(load_be({a_->ieq + 32 + 8, 8}), gone);
     EXPECT_EQ(a_->irqs(), 1U);
 }
 
@@ -143,7 +143,7 @@ TEST_F(SimFabric, KilledProcessIsReclaimed)
     auto l = ism::sim::list_functions(fabric_);
     ASSERT_TRUE(l);
     EXPECT_EQ(l->size(), 3U);
-    EXPECT_EQ(get_be(a_->ieq, 8), 0U);  // nobody noticed yet
+    EXPECT_EQ(load_be({a_->ieq, 8}), 0U);  // nobody noticed yet
     // The first store to the dead function's token fails and reclaims it.
     auto r = a_->store(tok, 0, false, 0, Bytes(8));
     ASSERT_FALSE(r);
@@ -151,8 +151,8 @@ TEST_F(SimFabric, KilledProcessIsReclaimed)
     EXPECT_EQ(a_->signal(cgid, 1, 0), kRcUnknownGid);
     EXPECT_EQ(ism::sim::list_functions(fabric_)->size(), 2U);
     // a had a DMB for the child's GID: it hears that the GID is gone.
-    EXPECT_EQ(get_be(a_->ieq + 32 + 4, 4), 7U);
-    EXPECT_EQ(get_be(a_->ieq + 32 + 8, 8), cgid);
+    EXPECT_EQ(load_be({a_->ieq + 32 + 4, 4}), 7U);
+    EXPECT_EQ(load_be({a_->ieq + 32 + 8, 8}), cgid);
     // A fresh process (here: this one) takes the name and GID again.
     Fn again(fabric_, "child");
     ASSERT_TRUE(again.dev);

@@ -112,7 +112,7 @@ TEST_F(SimRegions, Bar2ReadsAnyLengthAndAlignment)
     EXPECT_EQ(std::to_integer<uint64_t>(one[0]), a_->gid & 0xFF);
     Bytes three(3);
     ASSERT_TRUE(a_->dev->read(a_->bar(2) + 5, three));
-    EXPECT_EQ(get_be(three.data(), 3), 0x000010U);  // ret 0, len 16
+    EXPECT_EQ(load_be({three.data(), 3}), 0x000010U);  // ret 0, len 16
     Bytes over(8);
     EXPECT_FALSE(a_->dev->read(a_->bar(2) + 4092, over));
 }

@@ -64,16 +64,16 @@ TEST_F(SimStore, SignalSetsSbaBitMaskAndSummary)
             EXPECT_EQ(byte_at(sba, i), 0) << i;
         }
     }
-    EXPECT_EQ(get_be(sba + 256 + 2 * 40, 2), 0x1000U);  // ror16(0x1000, 0)
+    EXPECT_EQ(load_be({sba + 256 + 2 * 40, 2}), 0x1000U);  // ror16(0x1000, 0)
     EXPECT_EQ(b_->irqs(), 1U);
 }
 
 TEST_F(SimStore, DmbeIndexMaskRotates)
 {
     ASSERT_TRUE(a_->store(tok_, 3, true, 0, Bytes(8)));
-    EXPECT_EQ(get_be(b_->sba + 256 + 80, 2), 0x0200U);
+    EXPECT_EQ(load_be({b_->sba + 256 + 80, 2}), 0x0200U);
     ASSERT_TRUE(a_->store(tok_, 15, true, 0, Bytes(8)));
-    EXPECT_EQ(get_be(b_->sba + 256 + 80, 2), 0x0200U | 0x2000U);
+    EXPECT_EQ(load_be({b_->sba + 256 + 80, 2}), 0x0200U | 0x2000U);
     expect_eio(a_->store(tok_, 16, true, 0, Bytes(8)));
 }
 
