@@ -15,8 +15,6 @@
 namespace ism::link {
 namespace {
 
-constexpr std::size_t kKeepaliveOffset = 24;
-constexpr std::size_t kCursorAreaSize = kRingAreaOffset - kControlBlockSize;
 // Pieces up to this size are stored together with their header.
 constexpr std::size_t kSmallPiece = 1024 - kRecordHeaderSize;
 

@@ -74,7 +74,7 @@ void ControlBlock::encode(std::span<std::byte, kControlBlockSize> out) const noe
     store_be16(out, 8, peer_epoch);
     store_be32(out, 12, ring_size);
     store_be64(out, 16, writer_token);
-    store_be64(out, 24, keepalive);
+    store_be64(out, kKeepaliveOffset, keepalive);
     store_be32(out, 32, keepalive_ms);
 }
 
@@ -92,7 +92,7 @@ Result<ControlBlock> ControlBlock::parse(std::span<const std::byte, kControlBloc
     cb.peer_epoch = load_be16(in, 8);
     cb.ring_size = load_be32(in, 12);
     cb.writer_token = load_be64(in, 16);
-    cb.keepalive = load_be64(in, 24);
+    cb.keepalive = load_be64(in, kKeepaliveOffset);
     cb.keepalive_ms = load_be32(in, 32);
     const bool reserved_clear = all_zero(in.subspan(10, 2)) && all_zero(in.subspan(36, 28));
     const bool geometry_fits =
