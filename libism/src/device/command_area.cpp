@@ -8,7 +8,7 @@
 
 #include <algorithm>
 
-#include "ism/device/return_codes.hpp"
+#include "ism/return_codes.hpp"
 #include "device/regs.hpp"
 #include "ism/byte_order.hpp"
 

@@ -6,7 +6,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "ism/device/return_codes.hpp"
+#include "ism/return_codes.hpp"
 #include "ism/byte_order.hpp"
 #include "unit/libism/device/fake_ism_file.hpp"
 
@@ -80,7 +80,7 @@ TEST(IsmDevice, RejectsAFunctionThatIsNotIsm)
 TEST(IsmDevice, FailedInitUndoesWhatItDid)
 {
     auto file = std::make_unique<FakeIsmFile>();
-    file->return_codes[0x02] = ism::device::kRcBadAddress;  // REG_IEQ refused
+    file->return_codes[0x02] = ism::kRcBadAddress;  // REG_IEQ refused
     auto log = file->log;
     auto dev = IsmDevice::open(std::move(file));
     ASSERT_FALSE(dev);
@@ -239,13 +239,13 @@ TEST(IsmDevice, DeviceReturnCodesHaveNames)
 {
     auto [file, dev] = open_fake();
     ASSERT_TRUE(dev);
-    file->return_codes[0x09] = ism::device::kRcUnknownGid;
+    file->return_codes[0x09] = ism::kRcUnknownGid;
     EXPECT_EQ(dev->query_rgid(42).error(), errc::hw_unknown_gid);
     file->return_codes[0x09] = 0x4321;
     EXPECT_EQ(dev->query_rgid(42).error(), errc::hw_rejected);
-    file->return_codes[0x09] = ism::device::kRcNoResponse;
+    file->return_codes[0x09] = ism::kRcNoResponse;
     EXPECT_EQ(dev->query_rgid(42).error(), errc::hw_no_response);
-    file->return_codes[0x0A] = ism::device::kRcDmbLimit;
+    file->return_codes[0x0A] = ism::kRcDmbLimit;
     EXPECT_EQ(dev->register_dmb(4096, 1).error(), errc::hw_dmb_limit);
     EXPECT_EQ(dev->dmb_count(), 0U);
     EXPECT_EQ(file->mappings.size(), 2U);  // only SBA and event queue stay mapped

@@ -5,7 +5,7 @@
 namespace {
 
 using namespace simtest;
-using namespace ism::device;
+using namespace ism;
 
 class SimCommandArea : public SimPair {};
 

@@ -8,7 +8,7 @@
 namespace {
 
 using namespace simtest;
-using namespace ism::device;
+using namespace ism;
 
 class SimEvents : public SimPair {};
 class SimInterrupts : public SimPair {};

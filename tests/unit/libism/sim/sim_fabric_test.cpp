@@ -15,7 +15,7 @@
 namespace {
 
 using namespace simtest;
-using namespace ism::device;
+using namespace ism;
 
 class SimFabric : public SimPair {};
 class SimTokens : public SimPair {};

@@ -9,7 +9,7 @@
 namespace {
 
 using namespace simtest;
-using namespace ism::device;
+using namespace ism;
 
 class SimStore : public SimPair {
 protected:

@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "ism/byte_order.hpp"
-#include "ism/device/return_codes.hpp"
+#include "ism/return_codes.hpp"
 #include "ism/sim/fabric.hpp"
 #include "ism/sim/sim_device_file.hpp"
 
