@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// The legacy VFIO flow: /dev/vfio/vfio container + /dev/vfio/<group> (ism-device.md 3.1).
+// The legacy VFIO flow: /dev/vfio/vfio container + /dev/vfio/<group> (docs/hardware.md 3.1).
 #include <fcntl.h>
 
 #include <cstring>
@@ -114,7 +114,7 @@ Result<void> ContainerBackend::read_iova_windows()
     return {};
 }
 
-/// TYPE1v2 if the container offers it, else TYPE1 (ism-device.md 3.1 step 3).
+/// TYPE1v2 if the container offers it, else TYPE1 (docs/hardware.md 3.1).
 Result<unsigned long> pick_iommu_type(Sys& sys, int container)
 {
     auto version = sys.ioctl_value(container, uapi::kGetApiVersion, 0);

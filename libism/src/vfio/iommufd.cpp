@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// The iommufd flow: /dev/vfio/devices/vfioN bound to /dev/iommu (ism-device.md 3.2).
+// The iommufd flow: /dev/vfio/devices/vfioN bound to /dev/iommu (docs/hardware.md 3.2).
 #include <fcntl.h>
 
 #include <algorithm>

@@ -28,7 +28,7 @@ protected:
         ASSERT_NE(ieq_, nullptr);
     }
 
-    // What the device does on a store with the signal flag (ism-device.md 1.6, 1.7).
+    // What the device does on a store with the signal flag (docs/hardware.md 1.6, 1.7).
     void device_signals(uint32_t k, uint16_t dmbe_mask)
     {
         sba_[4 + k / 8] |= static_cast<std::byte>(0x80U >> (k % 8));
