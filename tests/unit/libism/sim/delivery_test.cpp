@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
-// The event queue and interrupts: wrap, silent overflow, hold/release, registration rules.
+// The event queue and interrupts: wrap, silent overflow, registration rules. Holding
+// interrupts back: faults_test.cpp.
 #include <poll.h>
 
-#include "ism/sim/faults.hpp"
 #include "sim_test_util.hpp"
 
 namespace {
@@ -103,25 +103,6 @@ TEST_F(SimInterrupts, NoInterruptWhileSbaIsNotRegistered)
     ASSERT_TRUE(a_->store(tok, 0, true, 0, bytes({9})));
     EXPECT_EQ(byte_at(b_->dmb_mem.back(), 0), 9);  // the data lands
     EXPECT_EQ(b_->irqs(), 0U);
-}
-
-TEST_F(SimInterrupts, HeldThenReleasedRaisesOne)
-{
-    a_->init();
-    b_->init();
-    auto [rc, tok] = b_->reg_dmb(a_->gid, 4096);
-    ASSERT_EQ(rc, kRcSuccess);
-    ASSERT_TRUE(ism::sim::faults::hold_interrupts(fabric_, b_->gid, true));
-    ASSERT_TRUE(a_->store(tok, 0, true, 0, Bytes(8)));
-    ASSERT_EQ(a_->signal(b_->gid, 1, 0), kRcSuccess);
-    EXPECT_EQ(byte_at(b_->sba, 0), 0xC0);  // bits and events are there
-    EXPECT_EQ(load_be({b_->ieq, 8}), 1U);
-    EXPECT_EQ(b_->irqs(), 0U);
-    ASSERT_TRUE(ism::sim::faults::hold_interrupts(fabric_, b_->gid, false));
-    EXPECT_EQ(b_->irqs(), 1U);
-    ASSERT_TRUE(ism::sim::faults::hold_interrupts(fabric_, b_->gid, true));
-    ASSERT_TRUE(ism::sim::faults::hold_interrupts(fabric_, b_->gid, false));
-    EXPECT_EQ(b_->irqs(), 0U);  // nothing was held back this time
 }
 
 TEST_F(SimInterrupts, DisabledMsiRaisesNothing)

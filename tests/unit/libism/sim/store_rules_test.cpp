@@ -119,19 +119,6 @@ TEST_F(SimStore, BeyondTheDmbIsEio)
     expect_eio(a_->store(tok_, 0, false, 65536, Bytes(1)));
 }
 
-TEST_F(SimStore, RevokedDmbIsEio)
-{
-    ASSERT_TRUE(ism::sim::faults::revoke_dmb(fabric_, b_->gid, tok_));
-    expect_eio(a_->store(tok_, 0, true, 0, Bytes(8)));
-    EXPECT_EQ(b_->irqs(), 0U);
-    Bytes p;
-    put_be(p, 0, 8, tok_);
-    EXPECT_EQ(b_->cmd(0x0B, p).rc, kRcSuccess);  // the owner still unregisters it
-    auto r = ism::sim::faults::revoke_dmb(fabric_, b_->gid, tok_);
-    ASSERT_FALSE(r);
-    EXPECT_EQ(r.error(), ism::errc::hw_unknown_token);
-}
-
 TEST_F(SimStore, ResetUnregistersEverything)
 {
     ASSERT_TRUE(b_->dev->reset());
