@@ -69,6 +69,9 @@ public:
     uint64_t next_token = 0x0001'0000'0000ULL;
     std::map<uint32_t, uint16_t> return_codes;  // cmd -> ret to answer
     int fail_store_at = -1;                     // index of a BAR0 store that fails with EIO
+    // Called with each response (header included) before the driver reads it: a test may
+    // change any byte, or the length, to play a device that answers differently.
+    std::function<void(uint32_t cmd, std::vector<std::byte>& response)> rewrite;
 
     // What the test can inspect.
     std::vector<Store> bar0_stores;
@@ -206,6 +209,8 @@ private:
             next_token += uint64_t{1} << 32;
         }
         store_be({response_.data() + 6, 2}, response_.size());
+        if (rewrite)
+            rewrite(cmd, response_);
     }
 
     std::vector<std::byte> payload_;
