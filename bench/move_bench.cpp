@@ -48,7 +48,7 @@ uint64_t load64(const std::byte* p)
 // ism::link::Endpoint: this benchmark measures raw moves, below the link.
 class BenchFunction {
 public:
-    BenchFunction(std::string fabric, std::string name, std::string peer)
+    BenchFunction(std::string fabric, std::string name, const std::string& peer)
         : fabric_(std::move(fabric)), name_(std::move(name)), peer_gid_(sim::gid_for_name(peer))
     {
     }

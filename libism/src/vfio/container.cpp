@@ -18,6 +18,8 @@ constexpr std::size_t kIovaRangesOffset = 16;  // after header, nr_iovas, reserv
 
 class ContainerBackend final : public IommuBackend {
 public:
+    ContainerBackend(const ContainerBackend&) = delete;
+    ContainerBackend& operator=(const ContainerBackend&) = delete;
     ContainerBackend(Sys& sys, SysFd container, SysFd group)
         : sys_(sys), container_(std::move(container)), group_(std::move(group))
     {

@@ -16,6 +16,8 @@ constexpr uint32_t kMaxIovaRanges = 1024;
 
 class IommufdBackend final : public IommuBackend {
 public:
+    IommufdBackend(const IommufdBackend&) = delete;
+    IommufdBackend& operator=(const IommufdBackend&) = delete;
     IommufdBackend(Sys& sys, SysFd iommufd) : sys_(sys), iommufd_(std::move(iommufd)) {}
     ~IommufdBackend() override
     {

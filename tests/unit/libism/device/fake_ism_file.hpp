@@ -30,6 +30,8 @@ inline std::vector<std::byte> bytes(std::initializer_list<int> l)
 
 class FakeDma final : public vfio::DmaMemory {
 public:
+    FakeDma(const FakeDma&) = delete;
+    FakeDma& operator=(const FakeDma&) = delete;
     explicit FakeDma(std::size_t size)
         : DmaMemory(static_cast<std::byte*>(std::aligned_alloc(4096, size)), size)
     {
