@@ -28,6 +28,7 @@
 #include <cinttypes>
 #include <cstdarg>
 #include <cstdio>
+#include <exception>
 #include <memory>
 #include <set>
 #include <string>
@@ -241,9 +242,7 @@ int run(const Options& opt)
     return peer.exit_code();
 }
 
-}  // namespace
-
-int main(int argc, char** argv)
+int run_cli(int argc, char** argv)
 {
     Options opt;
     CLI::App app{"One end of an ISM link on the emulated fabric: verifies, logs, echoes"};
@@ -282,4 +281,20 @@ int main(int argc, char** argv)
         }
     }
     return run(opt);
+}
+
+}  // namespace
+
+// The CLI edge, the one place that catches: an exception (out of memory, a CLI11 bug)
+// ends the program with a message instead of std::terminate.
+int main(int argc, char** argv)
+{
+    try {
+        return run_cli(argc, argv);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "%s: %s\n", "ism-link-peer", e.what());
+    } catch (...) {
+        std::fprintf(stderr, "%s: unknown exception\n", "ism-link-peer");
+    }
+    return 1;
 }

@@ -15,6 +15,7 @@
 #include <span>
 #include <vector>
 
+#include "ism/byte_order.hpp"
 #include "ism/link/link.hpp"
 
 namespace {
@@ -96,14 +97,6 @@ private:
     std::vector<std::byte> peer_ = std::vector<std::byte>(kDmbSize);
 };
 
-void put_be64(std::byte* p, uint64_t v)
-{
-    for (int i = 7; i >= 0; --i) {
-        p[i] = static_cast<std::byte>(v & 0xFF);
-        v >>= 8;
-    }
-}
-
 // The honest half of a handshake: our OFFER in, our control block into the link's DMB.
 void handshake(Link& link, FuzzPort& port, Clock::time_point now)
 {
@@ -165,9 +158,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size)
                 const bool prod = (c & 1) != 0;
                 const uint64_t v = in.take(1) % 2 ? in.take(8) : in.take(2);
                 if (!dmb.empty())
-                    put_be64(dmb.data() + (prod ? kProducerCursorsOffset : kConsumerCursorsOffset) +
-                                 8 * (c >> 1),
-                             v);
+                    store_be64(
+                        dmb,
+                        (prod ? kProducerCursorsOffset : kConsumerCursorsOffset) + 8 * (c >> 1), v);
                 link.poll(now);
                 break;
             }

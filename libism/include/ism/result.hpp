@@ -34,7 +34,7 @@ enum class errc {
     bad_response,    // the command area answered with a malformed response
     bad_argument,    // the caller asked for something the device cannot do
     dmb_limit,       // DMB count or size limit reached
-    // Device return codes (project-defined table in ism/device/return_codes.hpp)
+    // Device return codes (project-defined table in ism/return_codes.hpp)
     hw_rejected,     // the device refused a command with an unknown code
     hw_no_response,  // no valid response (0xFFFF)
     hw_unknown_command,

@@ -10,22 +10,18 @@
 #include <bit>
 #include <cstring>
 
-#include "device/regs.hpp"
+#include "ism/byte_order.hpp"
 
 namespace ism::link {
 namespace {
 
-using device::regs::put_be64;
-
-constexpr std::size_t kKeepaliveOffset = 24;
-constexpr std::size_t kCursorAreaSize = kRingAreaOffset - kControlBlockSize;
 // Pieces up to this size are stored together with their header.
 constexpr std::size_t kSmallPiece = 1024 - kRecordHeaderSize;
 
 std::array<std::byte, 8> be64_bytes(uint64_t v)
 {
     std::array<std::byte, 8> b{};
-    put_be64(b, 0, v);
+    store_be64(b, 0, v);
     return b;
 }
 
@@ -731,7 +727,7 @@ bool Link::publish_early(Channel& ch)
     if (prod - ch.prod_published_ < tx_ring_ / 4)
         return true;
     const std::size_t at = prod_offset(ch.index_);
-    put_be64(cursor_shadow_, at - kProducerCursorsOffset, prod);
+    store_be64(cursor_shadow_, at - kProducerCursorsOffset, prod);
     if (!store_peer(at, std::span(cursor_shadow_).subspan(at - kProducerCursorsOffset, 8), true))
         return false;
     ch.prod_published_ = prod;
@@ -749,7 +745,7 @@ void Link::flush_cursors()
     std::size_t hi = 0;
     auto put = [&](std::size_t offset, uint64_t value) {
         const std::size_t at = offset - kProducerCursorsOffset;
-        put_be64(cursor_shadow_, at, value);
+        store_be64(cursor_shadow_, at, value);
         lo = std::min(lo, at);
         hi = std::max(hi, at + 8);
     };

@@ -27,6 +27,11 @@ inline constexpr std::size_t kControlBlockSize = 64;
 inline constexpr std::size_t kProducerCursorsOffset = 64;
 inline constexpr std::size_t kConsumerCursorsOffset = 320;
 inline constexpr std::size_t kRingAreaOffset = 1024;
+// Both cursor areas and the reserved bytes after them: what a new epoch zeroes.
+inline constexpr std::size_t kCursorAreaSize = kRingAreaOffset - kControlBlockSize;
+// The control block's `keepalive` counter, the one field stored on its own after the
+// handshake (docs/protocol.md section 6).
+inline constexpr std::size_t kKeepaliveOffset = 24;
 inline constexpr uint32_t kMaxChannels = 32;
 inline constexpr uint32_t kMinRingSize = 4096;
 inline constexpr uint32_t kRingAlign = 64;

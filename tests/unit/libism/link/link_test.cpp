@@ -13,7 +13,7 @@
 #include <map>
 #include <string>
 
-#include "device/regs.hpp"
+#include "ism/byte_order.hpp"
 
 namespace {
 
@@ -618,7 +618,7 @@ protected:
     void put64(std::size_t off, uint64_t v)
     {
         std::array<std::byte, 8> b{};
-        device::regs::put_be64(b, 0, v);
+        store_be64(b, 0, v);
         std::memcpy(a_dmb().data() + off, b.data(), 8);
     }
 
