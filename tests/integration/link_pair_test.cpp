@@ -729,6 +729,48 @@ TEST_F(LinkPair, KillNineMidTransferThenRecovery)
         failed_phase1, delivered_unconfirmed, detect, log1.size(), log2.size());
 }
 
+TEST_F(LinkPair, LimitsAndModesTheSidesDisagreeOnFailLocallyNotTheLink)
+{
+    // The peer takes messages of at most 2000 bytes and has every channel open in
+    // message mode; we open channel 1 in stream mode. Neither is a reason to reset.
+    Link& link = start_link();
+    std::vector<LinkEvent> events;
+    link.set_event_handler([&](const LinkEvent& e) { events.push_back(e); });
+    auto& peer = start_peer({"--max-message", "2000"});
+    ASSERT_TRUE(run_until([&] { return link.up(); }, 10s)) << peer.transcript();
+    Channel& stream = link.open_channel(1, ChannelMode::stream);
+    const auto mismatch = [&] {
+        return std::any_of(events.begin(), events.end(), [](const LinkEvent& e) {
+            return e.kind == LinkEvent::Kind::channel_error && e.channel == 1 &&
+                   e.error == errc::mode_mismatch;
+        });
+    };
+    ASSERT_TRUE(run_until(mismatch, 5s)) << peer.transcript();
+    ASSERT_TRUE(peer.wait_line("channel_error channel=1 ", 5s, pump())) << peer.transcript();
+    std::optional<std::error_code> streamed;
+    const std::vector<std::byte> bytes(100, std::byte{1});
+    stream.async_send(bytes, [&](std::error_code ec) { streamed = ec; });
+    ASSERT_TRUE(run_until([&] { return streamed.has_value(); }, 5s));
+    EXPECT_EQ(*streamed, errc::mode_mismatch);
+
+    Channel& ch = open(0);
+    std::optional<std::error_code> big;
+    std::vector<std::byte> too_big(2001);
+    ch.async_send(too_big, [&](std::error_code ec) { big = ec; });
+    ASSERT_TRUE(run_until([&] { return big.has_value(); }, 5s));
+    EXPECT_EQ(*big, errc::message_too_large);
+    // What fits goes through, echoed back.
+    auto streams = std::vector<std::unique_ptr<Stream>>{};
+    streams.push_back(std::make_unique<Stream>(
+        ch, [](uint64_t seq) { return std::size_t{seq * 37 % (2001 - lp::kHeaderSize)}; }, 4,
+        true));
+    ASSERT_NO_FATAL_FAILURE(exchange(streams, 100));
+    EXPECT_EQ(link.ups(), 1U);
+    EXPECT_FALSE(peer.printed("reset_sent")) << peer.transcript();
+    EXPECT_FALSE(peer.printed("down")) << peer.transcript();
+    EXPECT_EQ(describe_status(stop_peer(peer, SIGTERM)), "exited with 0") << peer.transcript();
+}
+
 TEST_F(LinkPair, BothSidesStartAtOnce)
 {
     auto& peer = spawn_peer({});

@@ -55,8 +55,9 @@ Result<void> LinkOptions::validate() const
         channels == 0 || channels > kMaxChannels ||
         ring_size_for(dmb_size, channels) < kMinRingSize || keepalive_interval.count() <= 0 ||
         keepalive_interval.count() > kMaxKeepaliveMs || dead_after <= keepalive_interval ||
-        offer_first.count() <= 0 || offer_max < offer_first || max_message == 0 ||
-        max_message > kMaxMessageSize)
+        peer_keepalive_limit < keepalive_interval ||
+        peer_keepalive_limit.count() > kMaxKeepaliveMs || offer_first.count() <= 0 ||
+        offer_max < offer_first || max_message == 0 || max_message > kMaxMessageSize)
         return fail(errc::bad_argument);
     return {};
 }
@@ -129,6 +130,7 @@ Link::~Link()
 
 Result<void> Link::start(Clock::time_point now)
 {
+    now_ = now;
     if (auto v = opt_.validate(); !v)
         return v;
     Settle settle(*this);
@@ -137,12 +139,86 @@ Result<void> Link::start(Clock::time_point now)
 
 Channel& Link::open_channel(uint32_t index, ChannelMode mode)
 {
+    Settle settle(*this);
     Channel& ch = *channels_.at(index);
     if (!ch.open_) {
         ch.open_ = true;
         ch.mode_ = mode;
+        check_modes(ch);
+        // The peer learns of it before any data we send on it (stores are ordered).
+        (void)announce_channels();
     }
     return ch;
+}
+
+ChannelSet Link::our_channels() const noexcept
+{
+    ChannelSet set;
+    for (const auto& ch : channels_) {
+        if (!ch->open_)
+            continue;
+        set.open |= uint32_t{1} << ch->index_;
+        if (ch->mode_ == ChannelMode::stream)
+            set.stream |= uint32_t{1} << ch->index_;
+    }
+    return set;
+}
+
+bool Link::announce_channels()
+{
+    // Before our control block is in the peer's DMB there is nothing to update: the
+    // control block carries the set when it is written.
+    if (!have_peer_ || !wrote_cb_)
+        return true;
+    auto r = port_.store(peer_.token, ChannelSet::kOffset, be64_bytes(our_channels().pack()), true);
+    if (!r) {
+        if (up_)
+            lose(r.error());
+        return false;
+    }
+    return true;
+}
+
+bool Link::take_peer_channels(uint64_t word)
+{
+    if (word == peer_channels_)
+        return true;
+    auto set = ChannelSet::unpack(word, rx_channels_);
+    // A channel the peer opened stays open for the epoch.
+    const auto old_open = static_cast<uint32_t>(peer_channels_ >> 32);
+    if (!set || (old_open & ~set->open) != 0) {
+        violation(ResetReason::control, make_error_code(errc::bad_control_block), 0);
+        return false;
+    }
+    peer_channels_ = word;
+    for (auto& ch : channels_) {
+        const uint32_t bit = uint32_t{1} << ch->index_;
+        ch->peer_open_ = (set->open & bit) != 0;
+        ch->peer_mode_ = (set->stream & bit) != 0 ? ChannelMode::stream : ChannelMode::message;
+        check_modes(*ch);
+    }
+    return true;
+}
+
+void Link::check_modes(Channel& ch)
+{
+    if (ch.mismatch_ || !ch.open_ || !ch.peer_open_ || ch.mode_ == ch.peer_mode_)
+        return;
+    // Not a protocol violation: two applications disagree about one channel. Nothing
+    // flows on it (its ring is left unread) until the next epoch; the others go on.
+    ch.mismatch_ = true;
+    const auto why = make_error_code(errc::mode_mismatch);
+    fail_waiters(ch, why);
+    emit({LinkEvent::Kind::channel_error, why, ResetReason::channel, ch.index_});
+}
+
+bool Link::reserved_area_clear() const noexcept
+{
+    const auto area =
+        dmb_.memory.subspan(kReservedAreaOffset, kRingAreaOffset - kReservedAreaOffset);
+    std::array<std::byte, kRingAreaOffset - kReservedAreaOffset> copy;
+    std::memcpy(copy.data(), area.data(), copy.size());
+    return std::all_of(copy.begin(), copy.end(), [](std::byte b) { return b == std::byte{0}; });
 }
 
 Result<void> Link::begin_epoch(Clock::time_point now)
@@ -180,6 +256,7 @@ void Link::send_offer(Clock::time_point now)
 
 void Link::on_event(uint32_t code, uint64_t info, Clock::time_point now)
 {
+    now_ = now;
     Settle settle(*this);
     if (!have_dmb_)
         return;
@@ -269,6 +346,8 @@ bool Link::write_control(bool fresh)
     cb.writer_token = dmb_.token;
     cb.keepalive = keepalive_out_;
     cb.keepalive_ms = static_cast<uint32_t>(opt_.keepalive_interval.count());
+    cb.max_message = static_cast<uint32_t>(opt_.max_message);
+    cb.channels = our_channels();
     std::array<std::byte, kControlBlockSize> raw{};
     cb.encode(raw);
     Result<void> r;
@@ -324,9 +403,14 @@ void Link::read_control(Clock::time_point now)
     if (!ours) {
         // Before the handshake completes this is an older incarnation's block, which
         // the peer overwrites once it sees our OFFER; afterwards nothing but the
-        // keepalive may change.
+        // keepalive and the channel set may change.
         if (up_)
             violation(ResetReason::control, make_error_code(errc::bad_control_block), 0);
+        return;
+    }
+    // The peer zeroed the area before it wrote this control block.
+    if (!reserved_area_clear()) {
+        violation(ResetReason::control, make_error_code(errc::bad_control_block), 0);
         return;
     }
     if (!accepted_) {
@@ -337,14 +421,20 @@ void Link::read_control(Clock::time_point now)
         keepalive_in_ = cb->keepalive;
         keepalive_seen_ = now;
         // A peer that keeps alive less often than we expect is not dead for it: wait
-        // three of its intervals at least.
-        dead_after_ = std::max(opt_.dead_after, 3 * std::chrono::milliseconds(cb->keepalive_ms));
+        // three of its intervals at least, but of no more than our limit.
+        const auto peer_interval =
+            std::min(std::chrono::milliseconds(cb->keepalive_ms), opt_.peer_keepalive_limit);
+        dead_after_ = std::max(opt_.dead_after, 3 * peer_interval);
         peer_keepalive_ms_ = cb->keepalive_ms;
+        peer_max_message_ = cb->max_message;
+        peer_channels_ = 0;
     } else if (cb->nr_channels != rx_channels_ || cb->ring_size != rx_ring_ ||
-               cb->keepalive_ms != peer_keepalive_ms_) {
+               cb->keepalive_ms != peer_keepalive_ms_ || cb->max_message != peer_max_message_) {
         violation(ResetReason::control, make_error_code(errc::bad_control_block), 0);
         return;
     }
+    if (!take_peer_channels(cb->channels.pack()))
+        return;
     if (cb->keepalive != keepalive_in_) {
         keepalive_in_ = cb->keepalive;
         keepalive_seen_ = now;
@@ -387,14 +477,17 @@ void Link::restart(std::error_code why, std::optional<ResetReason> reason, uint3
     const bool was_up = up_;
     if (was_up && have_dmb_)
         harvest_confirmations();
-    const std::error_code waiters =
-        reason ? make_error_code(errc::link_reset) : make_error_code(errc::peer_gone);
+    // A reset either side sent fails the waiters with link_reset, peer loss with peer_gone.
+    const std::error_code waiters = reason || why == errc::link_reset
+                                        ? make_error_code(errc::link_reset)
+                                        : make_error_code(errc::peer_gone);
     for (auto& ch : channels_) {
         fail_waiters(*ch, waiters);
         ch->reset_rings();
     }
     up_ = accepted_ = wrote_cb_ = have_peer_ = false;
-    rx_channels_ = rx_ring_ = tx_ring_ = 0;
+    rx_channels_ = rx_ring_ = tx_ring_ = peer_max_message_ = 0;
+    peer_channels_ = 0;
     bad_control_since_.reset();
     if (was_up) {
         emit({LinkEvent::Kind::down, why, reason.value_or(ResetReason::control), channel});
@@ -417,6 +510,7 @@ void Link::restart(std::error_code why, std::optional<ResetReason> reason, uint3
 
 void Link::on_peer_disabled(Clock::time_point now)
 {
+    now_ = now;
     Settle settle(*this);
     if (up_ || have_peer_)
         restart(make_error_code(errc::peer_gone), std::nullopt, 0, now);
@@ -424,6 +518,7 @@ void Link::on_peer_disabled(Clock::time_point now)
 
 void Link::tick(Clock::time_point now)
 {
+    now_ = now;
     Settle settle(*this);
     if (!have_dmb_) {
         if (now >= next_offer_)
@@ -463,7 +558,7 @@ Clock::time_point Link::next_deadline() const noexcept
     if (!have_dmb_)
         return next_offer_;
     if (!up_) {
-        auto next = offering_ ? next_offer_ : Clock::now() + opt_.offer_max;
+        auto next = offering_ ? next_offer_ : now_ + opt_.offer_max;
         if (bad_control_since_)
             next = std::min(next, *bad_control_since_ + kControlGrace);
         return next;
@@ -491,6 +586,7 @@ std::span<const std::byte> Link::rx_ring(uint32_t c) const noexcept
 
 void Link::poll(Clock::time_point now)
 {
+    now_ = now;
     Settle settle(*this);
     if (!have_dmb_)
         return;
@@ -526,6 +622,10 @@ bool Link::service_all(bool every_cursor)
         }
         ch.moved_ = true;
     }
+    // After the producer cursors: a channel the peer opened before writing on it shows
+    // as open here if its data showed above.
+    if (!take_peer_channels(load_cursor(ChannelSet::kOffset)))
+        return false;
     for (uint32_t c = 0; c < (every_cursor ? kMaxChannels : nch); ++c) {
         const uint64_t cons = load_cursor(cons_offset(c));
         if (c >= nch) {
@@ -559,7 +659,8 @@ bool Link::service_all(bool every_cursor)
 
 bool Link::service_rx(Channel& ch)
 {
-    if (!ch.rx_)
+    // A ring is read only in the mode its writer announced.
+    if (!ch.rx_ || !ch.peer_open_ || ch.mismatch_)
         return true;
     if (ch.mode_ == ChannelMode::message) {
         // Pull records only for a reader that waits or a bounded inbox: a reader that
@@ -615,6 +716,8 @@ bool Link::service_rx(Channel& ch)
 
 bool Link::service_tx(Channel& ch)
 {
+    if (ch.mismatch_)
+        return true;
     while (!ch.unsent_.empty()) {
         Channel::SendOp& op = ch.unsent_.front();
         const bool ok =
@@ -728,13 +831,13 @@ bool Link::publish_early(Channel& ch)
     // A quarter ring written and not yet published: publish it now, with the signal, so
     // that the reader starts on it. The rest of the batch still goes out with one signal.
     const uint64_t prod = ch.tx_->producer();
-    if (prod - ch.prod_published_ < tx_ring_ / 4)
+    if (prod - ch.tx_->published() < tx_ring_ / 4)
         return true;
     const std::size_t at = prod_offset(ch.index_);
     put_be64(cursor_shadow_, at - kProducerCursorsOffset, prod);
     if (!store_peer(at, std::span(cursor_shadow_).subspan(at - kProducerCursorsOffset, 8), true))
         return false;
-    ch.prod_published_ = prod;
+    ch.tx_->mark_published();
     ch.prod_dirty_ = false;
     return true;
 }
@@ -756,7 +859,7 @@ void Link::flush_cursors()
     for (auto& ch : channels_) {
         if (ch->prod_dirty_ && ch->tx_) {
             put(prod_offset(ch->index_), ch->tx_->producer());
-            ch->prod_published_ = ch->tx_->producer();
+            ch->tx_->mark_published();
             ch->prod_dirty_ = false;
         }
         if (ch->cons_dirty_ && ch->rx_) {
@@ -826,20 +929,27 @@ void Channel::reset_rings() noexcept
     inbox_.clear();
     inbox_bytes_ = 0;
     prod_dirty_ = cons_dirty_ = false;
-    prod_published_ = 0;
     moved_ = false;
+    peer_open_ = mismatch_ = false;
+    peer_mode_ = ChannelMode::message;
 }
 
 void Channel::async_send(std::span<const std::byte> data, SendHandler done)
 {
     Link::Settle settle(*link_);
     std::error_code refused;
-    if (!open_ || (mode_ == ChannelMode::message && data.size() > reader_.max_message()))
+    if (!open_)
         refused = make_error_code(errc::bad_argument);
+    else if (mode_ == ChannelMode::message && data.size() > reader_.max_message())
+        refused = make_error_code(errc::message_too_large);
     else if (!link_->up_)
         refused = make_error_code(errc::peer_gone);
     else if (index_ >= link_->rx_channels_)
         refused = make_error_code(errc::no_peer_channel);  // writing would reset the link
+    else if (mismatch_)
+        refused = make_error_code(errc::mode_mismatch);
+    else if (mode_ == ChannelMode::message && data.size() > link_->peer_max_message_)
+        refused = make_error_code(errc::message_too_large);  // the peer would reset the link
     if (refused) {
         ++stats_.sends_failed;
         stats_.bytes_failed += data.size();
@@ -858,6 +968,10 @@ void Channel::async_receive(ReceiveHandler done)
         link_->defer([h = std::move(done)] { h(make_error_code(errc::bad_argument), {}); });
         return;
     }
+    if (mismatch_) {
+        link_->defer([h = std::move(done)] { h(make_error_code(errc::mode_mismatch), {}); });
+        return;
+    }
     receivers_.push_back(std::move(done));
     if (link_->up_)
         (void)link_->service_rx(*this);
@@ -868,6 +982,10 @@ void Channel::async_read_some(std::span<std::byte> buffer, ReadHandler done)
     Link::Settle settle(*link_);
     if (!open_ || mode_ != ChannelMode::stream || buffer.empty()) {
         link_->defer([h = std::move(done)] { h(make_error_code(errc::bad_argument), 0); });
+        return;
+    }
+    if (mismatch_) {
+        link_->defer([h = std::move(done)] { h(make_error_code(errc::mode_mismatch), 0); });
         return;
     }
     reads_.push_back(ReadOp{buffer, std::move(done)});

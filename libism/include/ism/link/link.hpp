@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // Link: one end of the DMB transport between two ISM functions, with multiplexed
-// channels (docs/protocol.md, version 1).
+// channels (docs/protocol.md, version 2).
 //
 // The link is a state machine with no thread and no event loop of its own: its owner
 // calls on_event() for the peer's OFFER/RESET events, on_peer_disabled() for the device's
@@ -11,12 +11,15 @@
 // Delivery: a send completes with success only once the peer has consumed every byte of
 // it (its consumer cursor passed the end); when the link goes down first, it completes
 // with errc::peer_gone (or errc::link_reset after a protocol violation). Bytes are never
-// sent twice, so a success means delivered exactly once and an error means "maybe not".
+// sent twice, so a success means delivered exactly once and an error means the message
+// may or may not have arrived.
 // After a loss the link starts a new epoch by itself; channels are told (down, then up).
 //
 // Threading: everything runs on the owner's one thread. Handlers are invoked after the
 // link's own state is settled, so they may call back into the link (send, receive).
-// A Link must not be destroyed from inside one of its handlers.
+// A Link must not be destroyed from inside one of its handlers. Handlers must not block:
+// the keepalive goes out from the same thread, and a handler blocking longer than the
+// peer's dead_after makes the peer declare us dead (docs/protocol.md section 6).
 #pragma once
 
 #include <array>
@@ -51,11 +54,15 @@ struct LinkOptions {
     uint32_t channels = 16;                       // 1..32; each ring is (dmb - 1024) / channels
     std::chrono::milliseconds keepalive_interval{1000};  // 1 ms .. 1 h, announced to the peer
     // No keepalive for this long: the peer is dead. A peer that announces a longer
-    // keepalive interval is given three of its intervals.
+    // keepalive interval is given three of its intervals, but of at most
+    // peer_keepalive_limit: a peer announcing an hour is not given three hours.
     std::chrono::milliseconds dead_after{3000};
+    std::chrono::milliseconds peer_keepalive_limit{10000};  // >= keepalive_interval
     std::chrono::milliseconds offer_first{100};  // OFFER retry: first interval, doubling...
     std::chrono::milliseconds offer_max{1000};   // ...up to this
-    std::size_t max_message = kMaxMessageSize;   // largest message a channel accepts
+    // Largest message a channel accepts; announced to the peer, whose sends larger than
+    // this fail on its side with errc::message_too_large.
+    std::size_t max_message = kMaxMessageSize;
 
     /// Checks ranges and that every ring gets at least kMinRingSize bytes.
     [[nodiscard]] Result<void> validate() const;
@@ -71,6 +78,8 @@ struct LinkEvent {
         reset_sent,      // we reset the link: the peer broke `reason` on `channel`
         reset_received,  // the peer reset the link with `reason`
         offer_refused,   // an OFFER we could not accept (`reason`: version or control)
+        channel_error,   // `channel` is unusable, the link is fine: `error` says why
+                         // (errc::mode_mismatch)
     };
     Kind kind = Kind::down;
     std::error_code error;
@@ -81,7 +90,7 @@ struct LinkEvent {
 struct ChannelStats {
     uint64_t messages_sent = 0;  // sends the peer confirmed (message mode: messages)
     uint64_t bytes_sent = 0;
-    uint64_t sends_failed = 0;  // sends completed with an error: not (known to be) delivered
+    uint64_t sends_failed = 0;  // sends completed with an error: may or may not have arrived
     uint64_t bytes_failed = 0;
     uint64_t messages_received = 0;
     uint64_t bytes_received = 0;
@@ -102,10 +111,12 @@ public:
     [[nodiscard]] uint32_t index() const noexcept { return index_; }
     [[nodiscard]] ChannelMode mode() const noexcept { return mode_; }
 
-    /// Message mode: sends one message (at most max_message bytes). Stream mode: sends the
-    /// bytes. `data` must stay valid until `done` runs. Sends complete in order. Refused
-    /// at once with bad_argument (too large, channel not open), peer_gone (link down) or
-    /// no_peer_channel (the peer's end has fewer channels than this index).
+    /// Message mode: sends one message. Stream mode: sends the bytes. `data` must stay
+    /// valid until `done` runs. Sends complete in order. Refused at once with
+    /// bad_argument (channel not open), message_too_large (above our max_message or the
+    /// one the peer announced), peer_gone (link down), no_peer_channel (the peer's end
+    /// has fewer channels than this index) or mode_mismatch (the peer has the channel
+    /// open in the other mode).
     void async_send(std::span<const std::byte> data, SendHandler done);
     /// Message mode: the next message.
     void async_receive(ReceiveHandler done);
@@ -148,6 +159,10 @@ private:
     uint32_t index_;
     ChannelMode mode_ = ChannelMode::message;
     bool open_ = false;
+    // The peer's end of this channel, as its control block announces it.
+    bool peer_open_ = false;
+    ChannelMode peer_mode_ = ChannelMode::message;
+    bool mismatch_ = false;  // both open, in different modes: nothing flows
     StateHandler on_state_;
     ChannelStats stats_;
 
@@ -156,8 +171,7 @@ private:
     std::deque<SendOp> unsent_;       // front may be partly written
     std::deque<SendOp> unconfirmed_;  // written, waiting for the peer's consumer cursor
     bool prod_dirty_ = false;
-    uint64_t prod_published_ = 0;  // the producer cursor the peer was last given
-    bool moved_ = false;           // a cursor in our DMB moved: the channel has work
+    bool moved_ = false;  // a cursor in our DMB moved: the channel has work
 
     // Receiving: out of the ring in our DMB.
     std::optional<RxRing> rx_;
@@ -226,14 +240,21 @@ private:
     bool write_control(bool fresh);
     void read_control(Clock::time_point now);
     void go_up(Clock::time_point now);
-    /// Tears the epoch down: fails every waiter with `waiters`, sends RESET(`reason`)
-    /// when given, drops our DMB and starts a new epoch.
+    [[nodiscard]] ChannelSet our_channels() const noexcept;
+    bool announce_channels();
+    bool take_peer_channels(uint64_t word);
+    void check_modes(Channel& ch);
+    [[nodiscard]] bool reserved_area_clear() const noexcept;
+    /// Tears the epoch down: sends RESET(`reason`) when given, fails every waiter (with
+    /// link_reset after a reset either side sent, peer_gone otherwise), drops our DMB and
+    /// starts a new epoch.
     void restart(std::error_code why, std::optional<ResetReason> reason, uint32_t channel,
                  Clock::time_point now);
-    void lose(std::error_code why) { restart(why, std::nullopt, 0, Clock::now()); }
+    // Both run at the time the owner last gave (now_): the link reads no clock itself.
+    void lose(std::error_code why) { restart(why, std::nullopt, 0, now_); }
     void violation(ResetReason reason, std::error_code why, uint32_t channel)
     {
-        restart(why, reason, channel, Clock::now());
+        restart(why, reason, channel, now_);
     }
 
     bool service_all(bool every_cursor);
@@ -271,6 +292,8 @@ private:
     uint32_t tx_ring_ = 0;      // ring size in the peer's DMB (we announce it)
     uint32_t rx_channels_ = 0;  // geometry of our DMB, as the peer announced it
     uint32_t rx_ring_ = 0;
+    uint32_t peer_max_message_ = 0;  // as the peer announced it
+    uint64_t peer_channels_ = 0;     // the peer's ChannelSet word, as last taken
 
     bool wrote_cb_ = false;  // our control block is in the peer's DMB for its epoch
     bool accepted_ = false;  // the peer's control block in our DMB names our epoch
@@ -296,6 +319,7 @@ private:
     std::chrono::milliseconds dead_after_{};  // ours, or three of the peer's intervals
     Clock::time_point next_keepalive_{};
 
+    Clock::time_point now_{};  // the time of the entry point running (or the last one)
     int depth_ = 0;
     std::vector<std::function<void()>> deferred_;
 };

@@ -178,6 +178,7 @@ protected:
     }
 
     Clock::time_point now_ = Clock::time_point{} + 1000h;
+    std::vector<std::byte> tx_bytes_;
     std::unique_ptr<Side> a_;
     std::unique_ptr<Side> b_;
 };
@@ -186,7 +187,7 @@ TEST_F(LinkPairTest, BothSidesStartingAtOnceComeUp)
 {
     make();
     start_both();
-    EXPECT_EQ(a_->link.version(), 1);
+    EXPECT_EQ(a_->link.version(), 2);
     EXPECT_EQ(a_->link.ups(), 1U);
     EXPECT_TRUE(a_->saw(LinkEvent::Kind::up));
     EXPECT_TRUE(b_->saw(LinkEvent::Kind::up));
@@ -478,7 +479,112 @@ TEST_F(LinkPairTest, OversizedMessagesAreRefusedToTheSender)
     std::error_code got;
     tx.async_send(m, [&](std::error_code ec) { got = ec; });
     pump();
-    EXPECT_EQ(got, errc::bad_argument);
+    EXPECT_EQ(got, errc::message_too_large);
+}
+
+TEST_F(LinkPairTest, AMessageLargerThanThePeerTakesFailsLocallyAndTheLinkStays)
+{
+    // a may send 16 MiB, b takes at most 1000 bytes: b announced it, so a's send fails
+    // on a's side instead of b resetting the link (on every retry).
+    auto small = options();
+    small.max_message = 1000;
+    make(options(), small);
+    Channel& tx = a_->link.open_channel(0, ChannelMode::message);
+    Channel& rx = b_->link.open_channel(0, ChannelMode::message);
+    start_both();
+    std::optional<std::error_code> big;
+    std::optional<std::error_code> fits;
+    const auto m = pattern(1001, 1);
+    const auto n = pattern(1000, 2);
+    tx.async_send(m, [&](std::error_code ec) { big = ec; });
+    tx.async_send(n, [&](std::error_code ec) { fits = ec; });
+    std::vector<std::byte> got;
+    rx.async_receive([&](std::error_code, std::vector<std::byte> v) { got = std::move(v); });
+    pump();
+    ASSERT_TRUE(big && fits);
+    EXPECT_EQ(*big, errc::message_too_large);
+    EXPECT_FALSE(*fits);
+    EXPECT_EQ(got, n);
+    EXPECT_EQ(a_->link.ups(), 1U);
+    EXPECT_FALSE(b_->saw(LinkEvent::Kind::reset_sent));
+}
+
+TEST_F(LinkPairTest, AChannelOpenInTwoModesIsAChannelErrorNotAReset)
+{
+    make();
+    Channel& a1 = a_->link.open_channel(1, ChannelMode::message);
+    Channel& b1 = b_->link.open_channel(1, ChannelMode::stream);
+    Channel& a2 = a_->link.open_channel(2, ChannelMode::message);
+    Channel& b2 = b_->link.open_channel(2, ChannelMode::message);
+    start_both();
+    for (Side* s : {a_.get(), b_.get()}) {
+        const LinkEvent* e = s->last(LinkEvent::Kind::channel_error);
+        ASSERT_NE(e, nullptr);
+        EXPECT_EQ(e->channel, 1U);
+        EXPECT_EQ(e->error, errc::mode_mismatch);
+    }
+    std::optional<std::error_code> sent;
+    std::optional<std::error_code> read;
+    std::array<std::byte, 16> buf{};
+    tx_bytes_ = pattern(8, 3);
+    a1.async_send(tx_bytes_, [&](std::error_code ec) { sent = ec; });
+    b1.async_read_some(buf, [&](std::error_code ec, std::size_t) { read = ec; });
+    pump();
+    ASSERT_TRUE(sent && read);
+    EXPECT_EQ(*sent, errc::mode_mismatch);
+    EXPECT_EQ(*read, errc::mode_mismatch);
+    // The other channels and the link go on.
+    std::vector<std::byte> got;
+    b2.async_receive([&](std::error_code, std::vector<std::byte> v) { got = std::move(v); });
+    a2.async_send(tx_bytes_, [](std::error_code) {});
+    pump();
+    EXPECT_EQ(got, tx_bytes_);
+    EXPECT_EQ(a_->link.ups(), 1U);
+    EXPECT_FALSE(a_->saw(LinkEvent::Kind::reset_sent));
+    EXPECT_FALSE(b_->saw(LinkEvent::Kind::reset_sent));
+}
+
+TEST_F(LinkPairTest, AModeMismatchFoundAfterDataWasSentFailsTheSendNotTheLink)
+{
+    // a sends before b opens (the data waits in b's ring); b then opens in the other
+    // mode: b must not parse a's messages as a stream or the reverse.
+    make();
+    Channel& a1 = a_->link.open_channel(1, ChannelMode::message);
+    start_both();
+    std::optional<std::error_code> sent;
+    tx_bytes_ = pattern(100, 4);
+    a1.async_send(tx_bytes_, [&](std::error_code ec) { sent = ec; });
+    pump();
+    EXPECT_FALSE(sent.has_value()) << "b has not taken it yet";
+    Channel& b1 = b_->link.open_channel(1, ChannelMode::stream);
+    std::array<std::byte, 256> buf{};
+    std::optional<std::error_code> read;
+    b1.async_read_some(buf, [&](std::error_code ec, std::size_t) { read = ec; });
+    pump();
+    ASSERT_TRUE(sent && read);
+    EXPECT_EQ(*sent, errc::mode_mismatch);
+    EXPECT_EQ(*read, errc::mode_mismatch);
+    EXPECT_TRUE(a_->link.up());
+    EXPECT_EQ(a_->link.ups(), 1U);
+    EXPECT_FALSE(b_->saw(LinkEvent::Kind::reset_sent));
+}
+
+TEST_F(LinkPairTest, APeerAnnouncingAnHourOfKeepaliveIsHeldToOurLimit)
+{
+    // b announces a keepalive every hour; a waits three of at most peer_keepalive_limit
+    // (10 s by default), not three hours.
+    LinkOptions lazy = options();
+    lazy.keepalive_interval = 3600s;
+    lazy.dead_after = 3601s;
+    lazy.peer_keepalive_limit = 3600s;
+    make(options(), lazy);
+    start_both();
+    b_->port.hung = true;
+    for (int i = 0; i < 29; ++i)
+        advance(1s);
+    EXPECT_TRUE(a_->link.up()) << "dead before three of the limit";
+    advance(2s);
+    EXPECT_FALSE(a_->link.up()) << "still waiting for a peer silent for 31 s";
 }
 
 TEST_F(LinkPairTest, ADeadPeerFailsEveryWaiterAndTheLinkComesBackWithANewOne)
@@ -572,6 +678,9 @@ TEST_F(LinkPairTest, AFailedStoreIntoThePeerIsPeerLoss)
     EXPECT_FALSE(a_->link.up());
     ASSERT_NE(a_->last(LinkEvent::Kind::down), nullptr);
     EXPECT_EQ(a_->last(LinkEvent::Kind::down)->error, errc::hw_unknown_token);
+    // The loss happened at the test's time, not the machine's: the new epoch's first
+    // OFFER retry is due 100 ms after now_.
+    EXPECT_EQ(a_->link.next_deadline(), now_ + LinkOptions{}.offer_first);
 }
 
 TEST_F(LinkPairTest, SendsWhileDownFailAtOnce)
@@ -610,6 +719,7 @@ protected:
         tx_ = &a_->link.open_channel(2, ChannelMode::message);
         rx_ = &a_->link.open_channel(3, ChannelMode::message);
         (void)b_->link.open_channel(2, ChannelMode::message);
+        (void)b_->link.open_channel(3, ChannelMode::message);
         start_both();
     }
 
@@ -692,6 +802,46 @@ TEST_F(LinkHostileTest, DataOnAChannelThePeerNeverAnnounced)
     expect_reset(ResetReason::channel, 20);
 }
 
+TEST_F(LinkHostileTest, ReservedBytesOfTheDmbSet)
+{
+    a_dmb()[kReservedAreaOffset + 100] = std::byte{1};
+    expect_reset(ResetReason::control, 0);
+}
+
+TEST_F(LinkHostileTest, StreamBitForAChannelNotOpen)
+{
+    // b has channel 2 open (message mode); a stream bit for channel 5 alone is nonsense.
+    put64(ChannelSet::kOffset, ChannelSet{0b100, 0b10'0000}.pack());
+    expect_reset(ResetReason::control, 0);
+}
+
+TEST_F(LinkHostileTest, ChannelOpenBeyondTheWritersCount)
+{
+    put64(ChannelSet::kOffset, ChannelSet{0b100 | (1U << 20), 0}.pack());
+    expect_reset(ResetReason::control, 0);
+}
+
+TEST_F(LinkHostileTest, ChannelClosedWithoutReset)
+{
+    put64(ChannelSet::kOffset, ChannelSet{0, 0}.pack());
+    expect_reset(ResetReason::control, 0);
+}
+
+TEST_F(LinkHostileTest, TheResetPeersWaitersGetLinkReset)
+{
+    // a resets (b wrote a bad cursor); b's waiters learn of a reset, not of a lost peer.
+    Channel& b2 = b_->link.open_channel(2, ChannelMode::message);
+    std::optional<std::error_code> received;
+    b2.async_receive([&](std::error_code ec, std::vector<std::byte>) { received = ec; });
+    pump();
+    put64(kProducerCursorsOffset + 8 * 3, ring() + 8);
+    expect_reset(ResetReason::producer, 3);
+    ASSERT_TRUE(received.has_value());
+    EXPECT_EQ(*received, errc::link_reset);
+    ASSERT_NE(b_->last(LinkEvent::Kind::down), nullptr);
+    EXPECT_EQ(b_->last(LinkEvent::Kind::down)->error, errc::link_reset);
+}
+
 TEST_F(LinkHostileTest, ControlBlockRewrittenWhileUp)
 {
     a_dmb()[0] = std::byte{0};
@@ -700,7 +850,7 @@ TEST_F(LinkHostileTest, ControlBlockRewrittenWhileUp)
 
 TEST_F(LinkHostileTest, OfferWithNoCommonVersionIsAnsweredWithReset)
 {
-    Offer bad{0x77'0000'0000ULL, 9, 2, 3, 256 * 1024};
+    Offer bad{0x77'0000'0000ULL, 9, kProtocolVersion + 1, kProtocolVersion + 2, 256 * 1024};
     a_->link.on_event(kEventOffer, bad.pack(), now_);
     const LinkEvent* e = a_->last(LinkEvent::Kind::offer_refused);
     ASSERT_NE(e, nullptr);
@@ -729,7 +879,7 @@ TEST_F(LinkHostileTest, MalformedControlBlockDuringHandshakeResetsAfterItStays)
     cb.ring_size = ring();
     cb.writer_token = 0x5'0000'0000ULL;
     cb.encode(dmb.first<kControlBlockSize>());
-    dmb[4] = std::byte{2};  // version 2
+    dmb[4] = std::byte{kProtocolVersion + 1};
     a_->link.poll(now_);
     EXPECT_FALSE(a_->saw(LinkEvent::Kind::reset_sent)) << "one bad read may be a torn write";
     advance(100ms);
