@@ -26,7 +26,6 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -35,9 +34,8 @@
 #include <system_error>
 #include <vector>
 
-#include "ism/link/message_reader.hpp"
+#include "ism/link/channel.hpp"
 #include "ism/link/port.hpp"
-#include "ism/link/ring.hpp"
 #include "ism/link/wire.hpp"
 #include "ism/result.hpp"
 
@@ -68,8 +66,6 @@ struct LinkOptions {
     [[nodiscard]] Result<void> validate() const;
 };
 
-enum class ChannelMode : uint8_t { message, stream };
-
 /// What the link tells its owner (ismd logs these).
 struct LinkEvent {
     enum class Kind : uint8_t {
@@ -87,105 +83,7 @@ struct LinkEvent {
     uint32_t channel = 0;
 };
 
-struct ChannelStats {
-    uint64_t messages_sent = 0;  // sends the peer confirmed (message mode: messages)
-    uint64_t bytes_sent = 0;
-    uint64_t sends_failed = 0;  // sends completed with an error: may or may not have arrived
-    uint64_t bytes_failed = 0;
-    uint64_t messages_received = 0;
-    uint64_t bytes_received = 0;
-};
-
-class Link;
-
-class Channel {
-public:
-    using SendHandler = std::function<void(std::error_code)>;
-    using ReceiveHandler = std::function<void(std::error_code, std::vector<std::byte>)>;
-    using ReadHandler = std::function<void(std::error_code, std::size_t)>;
-    using StateHandler = std::function<void(bool up)>;
-
-    Channel(const Channel&) = delete;
-    Channel& operator=(const Channel&) = delete;
-
-    [[nodiscard]] uint32_t index() const noexcept { return index_; }
-    [[nodiscard]] ChannelMode mode() const noexcept { return mode_; }
-
-    /// Message mode: sends one message. Stream mode: sends the bytes. `data` must stay
-    /// valid until `done` runs. Sends complete in order. Refused at once with
-    /// bad_argument (channel not open), message_too_large (above our max_message or the
-    /// one the peer announced), peer_gone (link down), no_peer_channel (the peer's end
-    /// has fewer channels than this index) or mode_mismatch (the peer has the channel
-    /// open in the other mode).
-    void async_send(std::span<const std::byte> data, SendHandler done);
-    /// Message mode: the next message.
-    void async_receive(ReceiveHandler done);
-    /// Stream mode: at least one byte, at most buffer.size(), into `buffer` (valid until
-    /// `done` runs).
-    void async_read_some(std::span<std::byte> buffer, ReadHandler done);
-    /// Told false when the link goes down and true when it comes (back) up: changes only,
-    /// Link::up() is the state now.
-    void set_state_handler(StateHandler handler) { on_state_ = std::move(handler); }
-
-    [[nodiscard]] const ChannelStats& stats() const noexcept { return stats_; }
-    /// Sends not yet confirmed by the peer.
-    [[nodiscard]] std::size_t pending_sends() const noexcept
-    {
-        return unsent_.size() + unconfirmed_.size();
-    }
-
-private:
-    friend class Link;
-
-    struct SendOp {
-        std::span<const std::byte> data;
-        std::size_t done = 0;
-        bool started = false;
-        uint64_t end = 0;  // producer cursor after its last byte
-        SendHandler handler;
-    };
-    struct ReadOp {
-        std::span<std::byte> buffer;
-        ReadHandler handler;
-    };
-
-    Channel(Link& link, uint32_t index, std::size_t max_message) noexcept
-        : link_(&link), index_(index), reader_(max_message)
-    {
-    }
-    void reset_rings() noexcept;
-
-    Link* link_;
-    uint32_t index_;
-    ChannelMode mode_ = ChannelMode::message;
-    bool open_ = false;
-    // The peer's end of this channel, as its control block announces it.
-    bool peer_open_ = false;
-    ChannelMode peer_mode_ = ChannelMode::message;
-    bool mismatch_ = false;  // both open, in different modes: nothing flows
-    StateHandler on_state_;
-    ChannelStats stats_;
-
-    // Sending: into the ring in the peer's DMB.
-    std::optional<TxRing> tx_;
-    std::deque<SendOp> unsent_;       // front may be partly written
-    std::deque<SendOp> unconfirmed_;  // written, waiting for the peer's consumer cursor
-    bool prod_dirty_ = false;
-    bool moved_ = false;  // a cursor in our DMB moved: the channel has work
-
-    // Receiving: out of the ring in our DMB.
-    std::optional<RxRing> rx_;
-    MessageReader reader_;
-    struct Inbound {
-        std::vector<std::byte> message;
-        uint64_t begin = 0;  // ring cursor of its first record
-    };
-    std::deque<Inbound> inbox_;
-    std::size_t inbox_bytes_ = 0;
-    std::deque<ReceiveHandler> receivers_;
-    std::deque<ReadOp> reads_;
-    bool cons_dirty_ = false;
-};
+class ChannelImpl;
 
 class Link {
 public:
@@ -225,6 +123,7 @@ public:
 
 private:
     friend class Channel;
+    friend class ChannelImpl;
     class Settle;
 
     struct PeerEnd {
@@ -243,7 +142,7 @@ private:
     [[nodiscard]] ChannelSet our_channels() const noexcept;
     bool announce_channels();
     bool take_peer_channels(uint64_t word);
-    void check_modes(Channel& ch);
+    void check_modes(ChannelImpl& ch);
     [[nodiscard]] bool reserved_area_clear() const noexcept;
     /// Tears the epoch down: sends RESET(`reason`) when given, fails every waiter (with
     /// link_reset after a reset either side sent, peer_gone otherwise), drops our DMB and
@@ -258,17 +157,17 @@ private:
     }
 
     bool service_all(bool every_cursor);
-    bool service_rx(Channel& ch);
-    bool service_tx(Channel& ch);
-    bool write_message(Channel& ch, Channel::SendOp& op);
-    bool write_stream(Channel& ch, Channel::SendOp& op);
+    bool service_rx(ChannelImpl& ch);
+    bool service_tx(ChannelImpl& ch);
+    bool write_message(ChannelImpl& ch);
+    bool write_stream(ChannelImpl& ch);
     [[nodiscard]] std::size_t pipeline_piece() const noexcept;
-    bool publish_early(Channel& ch);
+    bool publish_early(ChannelImpl& ch);
     bool store_peer(uint64_t offset, std::span<const std::byte> data, bool signal);
     void flush_cursors();
-    void complete_sends(Channel& ch, uint64_t cons);
+    void complete_sends(ChannelImpl& ch, uint64_t cons);
     void harvest_confirmations();
-    void fail_waiters(Channel& ch, std::error_code why);
+    void fail_waiters(ChannelImpl& ch, std::error_code why);
 
     [[nodiscard]] std::span<const std::byte> rx_ring(uint32_t c) const noexcept;
     [[nodiscard]] uint64_t load_cursor(std::size_t offset) const noexcept;
@@ -279,7 +178,7 @@ private:
     Port& port_;
     LinkOptions opt_;
     EventHandler on_event_;
-    std::vector<std::unique_ptr<Channel>> channels_;
+    std::vector<std::unique_ptr<ChannelImpl>> channels_;
     std::minstd_rand rng_;
 
     OwnDmb dmb_;

@@ -1,0 +1,81 @@
+// SPDX-License-Identifier: MIT
+// Channel: one of a link's independent, flow-controlled channels (docs/protocol.md
+// section 5), in message or byte-stream mode. A Channel belongs to its Link, which
+// creates it (Link::open_channel) and outlives every reference to it; its state lives in
+// the link's sources, not here.
+//
+// Handlers run on the link owner's thread, after the link's state is settled (never
+// inline in the call that queued them). They must not block (see link.hpp).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <system_error>
+#include <vector>
+
+namespace ism::link {
+
+enum class ChannelMode : uint8_t { message, stream };
+
+struct ChannelStats {
+    uint64_t messages_sent = 0;  // sends the peer confirmed (message mode: messages)
+    uint64_t bytes_sent = 0;
+    uint64_t sends_failed = 0;  // sends completed with an error: may or may not have arrived
+    uint64_t bytes_failed = 0;
+    uint64_t messages_received = 0;
+    uint64_t bytes_received = 0;
+};
+
+class Link;
+
+class Channel {
+public:
+    using SendHandler = std::function<void(std::error_code)>;
+    using ReceiveHandler = std::function<void(std::error_code, std::vector<std::byte>)>;
+    using ReadHandler = std::function<void(std::error_code, std::size_t)>;
+    using StateHandler = std::function<void(bool up)>;
+
+    Channel(const Channel&) = delete;
+    Channel& operator=(const Channel&) = delete;
+
+    [[nodiscard]] uint32_t index() const noexcept { return index_; }
+    [[nodiscard]] ChannelMode mode() const noexcept { return mode_; }
+
+    /// Message mode: sends one message. Stream mode: sends the bytes. `data` must stay
+    /// valid until `done` runs. Sends complete in order. Refused at once with
+    /// bad_argument (channel not open), message_too_large (above our max_message or the
+    /// one the peer announced), peer_gone (link down), no_peer_channel (the peer's end
+    /// has fewer channels than this index) or mode_mismatch (the peer has the channel
+    /// open in the other mode).
+    void async_send(std::span<const std::byte> data, SendHandler done);
+    /// Message mode: the next message.
+    void async_receive(ReceiveHandler done);
+    /// Stream mode: at least one byte, at most buffer.size(), into `buffer` (valid until
+    /// `done` runs).
+    void async_read_some(std::span<std::byte> buffer, ReadHandler done);
+    /// Told false when the link goes down and true when it comes (back) up: changes only,
+    /// Link::up() is the state now.
+    void set_state_handler(StateHandler handler) { on_state_ = std::move(handler); }
+
+    [[nodiscard]] const ChannelStats& stats() const noexcept { return stats_; }
+    /// Sends not yet confirmed by the peer.
+    [[nodiscard]] std::size_t pending_sends() const noexcept;
+
+protected:
+    Channel(Link& link, uint32_t index) noexcept : link_(&link), index_(index) {}
+    ~Channel() = default;
+
+    Link* link_;
+    uint32_t index_;
+    ChannelMode mode_ = ChannelMode::message;
+    bool open_ = false;
+    StateHandler on_state_;
+    ChannelStats stats_;
+
+private:
+    friend class Link;
+};
+
+}  // namespace ism::link
