@@ -29,10 +29,11 @@ void ChannelImpl::reset_rings() noexcept
     peer_mode_ = ChannelMode::message;
 }
 
-void Channel::async_send(std::span<const std::byte> data, SendHandler done)
+Channel::OpId Channel::async_send(std::span<const std::byte> data, SendHandler done)
 {
     Link::Settle settle(*link_);
     auto& self = static_cast<ChannelImpl&>(*this);
+    const OpId id = ++next_op_;
     std::error_code refused;
     if (!open_)
         refused = make_error_code(errc::bad_argument);
@@ -50,45 +51,116 @@ void Channel::async_send(std::span<const std::byte> data, SendHandler done)
         ++stats_.sends_failed;
         stats_.bytes_failed += data.size();
         link_->defer([h = std::move(done), refused] { h(refused); });
-        return;
+        return id;
     }
-    self.unsent_.push_back(ChannelImpl::SendOp{data, 0, false, 0, std::move(done)});
+    self.unsent_.push_back(ChannelImpl::SendOp{id, data, 0, false, 0, std::move(done)});
     if (self.unsent_.size() == 1)
         (void)link_->service_tx(self);
+    return id;
 }
 
-void Channel::async_receive(ReceiveHandler done)
+namespace {
+
+std::error_code receive_refusal(const Channel& ch, bool open, bool mismatch, ChannelMode mode)
+{
+    if (!open || ch.mode() != mode)
+        return make_error_code(errc::bad_argument);
+    if (mismatch)
+        return make_error_code(errc::mode_mismatch);
+    return {};
+}
+
+}  // namespace
+
+Channel::OpId Channel::async_receive(ReceiveHandler done)
 {
     Link::Settle settle(*link_);
     auto& self = static_cast<ChannelImpl&>(*this);
-    if (!open_ || mode_ != ChannelMode::message) {
-        link_->defer([h = std::move(done)] { h(make_error_code(errc::bad_argument), {}); });
-        return;
+    const OpId id = ++next_op_;
+    if (auto why = receive_refusal(*this, open_, self.mismatch_, ChannelMode::message)) {
+        link_->defer([h = std::move(done), why] { h(why, {}); });
+        return id;
     }
-    if (self.mismatch_) {
-        link_->defer([h = std::move(done)] { h(make_error_code(errc::mode_mismatch), {}); });
-        return;
-    }
-    self.receivers_.push_back(std::move(done));
+    ChannelImpl::RecvOp op;
+    op.id = id;
+    op.whole = std::move(done);
+    self.read_ahead_ = true;
+    self.receivers_.push_back(std::move(op));
     if (link_->up_)
         (void)link_->service_rx(self);
+    return id;
 }
 
-void Channel::async_read_some(std::span<std::byte> buffer, ReadHandler done)
+Channel::OpId Channel::async_receive(std::span<std::byte> buffer, ReadHandler done)
 {
     Link::Settle settle(*link_);
     auto& self = static_cast<ChannelImpl&>(*this);
-    if (!open_ || mode_ != ChannelMode::stream || buffer.empty()) {
-        link_->defer([h = std::move(done)] { h(make_error_code(errc::bad_argument), 0); });
-        return;
+    const OpId id = ++next_op_;
+    if (auto why = receive_refusal(*this, open_, self.mismatch_, ChannelMode::message)) {
+        link_->defer([h = std::move(done), why] { h(why, 0); });
+        return id;
     }
-    if (self.mismatch_) {
-        link_->defer([h = std::move(done)] { h(make_error_code(errc::mode_mismatch), 0); });
-        return;
-    }
-    self.reads_.push_back(ChannelImpl::ReadOp{buffer, std::move(done)});
+    ChannelImpl::RecvOp op;
+    op.id = id;
+    op.buffer = buffer;
+    op.into = std::move(done);
+    self.read_ahead_ = false;
+    self.receivers_.push_back(std::move(op));
     if (link_->up_)
         (void)link_->service_rx(self);
+    return id;
+}
+
+Channel::OpId Channel::async_read_some(std::span<std::byte> buffer, ReadHandler done)
+{
+    Link::Settle settle(*link_);
+    auto& self = static_cast<ChannelImpl&>(*this);
+    const OpId id = ++next_op_;
+    auto why = receive_refusal(*this, open_, self.mismatch_, ChannelMode::stream);
+    if (!why && buffer.empty())
+        why = make_error_code(errc::bad_argument);
+    if (why) {
+        link_->defer([h = std::move(done), why] { h(why, 0); });
+        return id;
+    }
+    self.reads_.push_back(ChannelImpl::ReadOp{id, buffer, std::move(done)});
+    if (link_->up_)
+        (void)link_->service_rx(self);
+    return id;
+}
+
+bool Channel::cancel(OpId op)
+{
+    Link::Settle settle(*link_);
+    auto& self = static_cast<ChannelImpl&>(*this);
+    const auto aborted = std::make_error_code(std::errc::operation_canceled);
+    for (auto it = self.receivers_.begin(); it != self.receivers_.end(); ++it) {
+        if (it->id != op || it->started)
+            continue;
+        if (it->whole)
+            link_->defer([h = std::move(it->whole), aborted] { h(aborted, {}); });
+        else
+            link_->defer([h = std::move(it->into), aborted] { h(aborted, 0); });
+        self.receivers_.erase(it);
+        return true;
+    }
+    for (auto it = self.reads_.begin(); it != self.reads_.end(); ++it) {
+        if (it->id != op)
+            continue;
+        link_->defer([h = std::move(it->handler), aborted] { h(aborted, 0); });
+        self.reads_.erase(it);
+        return true;
+    }
+    for (auto it = self.unsent_.begin(); it != self.unsent_.end(); ++it) {
+        if (it->id != op || it->started || it->done != 0)
+            continue;
+        ++stats_.sends_failed;
+        stats_.bytes_failed += it->data.size();
+        link_->defer([h = std::move(it->handler), aborted] { h(aborted); });
+        self.unsent_.erase(it);
+        return true;
+    }
+    return false;
 }
 
 std::size_t Channel::pending_sends() const noexcept

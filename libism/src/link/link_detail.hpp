@@ -53,6 +53,7 @@ public:
     }
 
     struct SendOp {
+        OpId id = 0;
         std::span<const std::byte> data;
         std::size_t done = 0;
         bool started = false;
@@ -60,8 +61,18 @@ public:
         SendHandler handler;
     };
     struct ReadOp {
+        OpId id = 0;
         std::span<std::byte> buffer;
         ReadHandler handler;
+    };
+    // A message receive: into a vector (`whole`) or into the caller's buffer (`into`).
+    struct RecvOp {
+        OpId id = 0;
+        ReceiveHandler whole;
+        std::span<std::byte> buffer;
+        ReadHandler into;
+        bool started = false;  // its message is being copied in
+        std::size_t length = 0;
     };
 
     void reset_rings() noexcept;
@@ -87,7 +98,8 @@ public:
     };
     std::deque<Inbound> inbox_;
     std::size_t inbox_bytes_ = 0;
-    std::deque<ReceiveHandler> receivers_;
+    std::deque<RecvOp> receivers_;
+    bool read_ahead_ = false;  // the last receive asked for a vector: read ahead for it
     std::deque<ReadOp> reads_;
     bool cons_dirty_ = false;
 };

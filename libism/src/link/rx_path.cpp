@@ -105,37 +105,96 @@ bool Link::service_all(bool every_cursor)
     return true;
 }
 
+template <class Op>
+void Link::hand_over(ChannelImpl& ch, Op& op, std::vector<std::byte>&& message)
+{
+    ++ch.stats_.messages_received;
+    ch.stats_.bytes_received += message.size();
+    if (op.whole) {
+        defer([h = std::move(op.whole), m = std::move(message)]() mutable { h({}, std::move(m)); });
+        return;
+    }
+    // A receive into a buffer behind messages already read out: a second copy, the rare
+    // case (the channel mixed both kinds of receive).
+    const std::size_t n = message.size();
+    std::error_code ec;
+    if (n > op.buffer.size())
+        ec = make_error_code(errc::message_too_large);
+    else if (n > 0)
+        std::memcpy(op.buffer.data(), message.data(), n);
+    defer([h = std::move(op.into), ec, n] { h(ec, n); });
+}
+
+bool Link::serve_messages(ChannelImpl& ch)
+{
+    const auto ring = rx_ring(ch.index_);
+    const auto pull = [&]() -> bool {
+        auto r = ch.reader_.poll(ring, *ch.rx_, [&ch](std::vector<std::byte>&& m) {
+            ch.inbox_bytes_ += m.size();
+            ch.inbox_.push_back({std::move(m), ch.reader_.message_begin()});
+        });
+        if (!r)
+            violation(ResetReason::record, r.error(), ch.index_);
+        return static_cast<bool>(r);
+    };
+    for (;;) {
+        // Messages already read out go first, in order.
+        while (!ch.receivers_.empty() && !ch.inbox_.empty()) {
+            auto op = std::move(ch.receivers_.front());
+            ch.receivers_.pop_front();
+            auto message = std::move(ch.inbox_.front().message);
+            ch.inbox_.pop_front();
+            ch.inbox_bytes_ -= message.size();
+            hand_over(ch, op, std::move(message));
+        }
+        if (ch.receivers_.empty())
+            break;
+        auto& op = ch.receivers_.front();
+        const bool direct = !op.whole && (op.started || !ch.reader_.in_message());
+        if (!direct) {
+            const std::size_t before = ch.inbox_.size();
+            if (!pull())
+                return false;
+            if (ch.inbox_.size() == before)
+                break;
+            continue;
+        }
+        // Straight from the ring into the caller's buffer: one copy.
+        std::size_t length = op.length;
+        auto r = ch.reader_.poll_into(ring, *ch.rx_, op.buffer, length);
+        if (!r) {
+            violation(ResetReason::record, r.error(), ch.index_);
+            return false;
+        }
+        op.length = length;
+        if (!*r) {
+            op.started = ch.reader_.in_message();
+            break;
+        }
+        auto done = std::move(op);
+        ch.receivers_.pop_front();
+        ++ch.stats_.messages_received;
+        ch.stats_.bytes_received += std::min(length, done.buffer.size());
+        std::error_code ec;
+        if (length > done.buffer.size())
+            ec = make_error_code(errc::message_too_large);
+        defer([h = std::move(done.into), ec, length] { h(ec, length); });
+    }
+    // Read ahead only for a channel that receives into vectors, into a bounded inbox: a
+    // reader that stalls leaves its data in the ring, and the writer runs out of credit.
+    if (ch.receivers_.empty() && ch.read_ahead_ && ch.inbox_bytes_ < rx_ring_)
+        return pull();
+    return true;
+}
+
 bool Link::service_rx(ChannelImpl& ch)
 {
     // A ring is read only in the mode its writer announced.
     if (!ch.rx_ || !ch.peer_open_ || ch.mismatch_)
         return true;
     if (ch.mode_ == ChannelMode::message) {
-        // Pull records only for a reader that waits or a bounded inbox: a reader that
-        // stalls leaves its data in the ring, and the writer runs out of credit.
-        if (!ch.receivers_.empty() || ch.inbox_bytes_ < rx_ring_) {
-            auto r =
-                ch.reader_.poll(rx_ring(ch.index_), *ch.rx_, [&ch](std::vector<std::byte>&& m) {
-                    ch.inbox_bytes_ += m.size();
-                    ch.inbox_.push_back({std::move(m), ch.reader_.message_begin()});
-                });
-            if (!r) {
-                violation(ResetReason::record, r.error(), ch.index_);
-                return false;
-            }
-        }
-        while (!ch.receivers_.empty() && !ch.inbox_.empty()) {
-            auto handler = std::move(ch.receivers_.front());
-            ch.receivers_.pop_front();
-            auto message = std::move(ch.inbox_.front().message);
-            ch.inbox_.pop_front();
-            ch.inbox_bytes_ -= message.size();
-            ++ch.stats_.messages_received;
-            ch.stats_.bytes_received += message.size();
-            defer([h = std::move(handler), m = std::move(message)]() mutable {
-                h({}, std::move(m));
-            });
-        }
+        if (!serve_messages(ch))
+            return false;
         // Credit goes back only for what the application has: a message waiting in the
         // inbox still holds its room, so that a confirmed send was really received.
         ch.rx_->release(ch.inbox_.empty() ? ch.rx_->cursor() : ch.inbox_.front().begin);

@@ -212,8 +212,12 @@ void Link::fail_waiters(ChannelImpl& ch, std::error_code why)
         fail_send(op);
     ch.unconfirmed_.clear();
     ch.unsent_.clear();
-    for (auto& h : ch.receivers_)
-        defer([h = std::move(h), why] { h(why, {}); });
+    for (auto& op : ch.receivers_) {
+        if (op.whole)
+            defer([h = std::move(op.whole), why] { h(why, {}); });
+        else
+            defer([h = std::move(op.into), why] { h(why, 0); });
+    }
     ch.receivers_.clear();
     for (auto& op : ch.reads_)
         defer([h = std::move(op.handler), why] { h(why, 0); });

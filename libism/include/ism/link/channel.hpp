@@ -36,6 +36,8 @@ public:
     using ReceiveHandler = std::function<void(std::error_code, std::vector<std::byte>)>;
     using ReadHandler = std::function<void(std::error_code, std::size_t)>;
     using StateHandler = std::function<void(bool up)>;
+    /// Names one pending operation, for cancel(); never 0.
+    using OpId = uint64_t;
 
     Channel(const Channel&) = delete;
     Channel& operator=(const Channel&) = delete;
@@ -49,12 +51,22 @@ public:
     /// one the peer announced), peer_gone (link down), no_peer_channel (the peer's end
     /// has fewer channels than this index) or mode_mismatch (the peer has the channel
     /// open in the other mode).
-    void async_send(std::span<const std::byte> data, SendHandler done);
-    /// Message mode: the next message.
-    void async_receive(ReceiveHandler done);
+    OpId async_send(std::span<const std::byte> data, SendHandler done);
+    /// Message mode: the next message, in a vector of its own (one allocation and one
+    /// copy more than the receive below).
+    OpId async_receive(ReceiveHandler done);
+    /// Message mode: the next message, copied once out of the ring straight into `buffer`
+    /// (valid until `done` runs); `done` gets its length. A message longer than the
+    /// buffer is dropped whole and `done` gets errc::message_too_large with the length
+    /// it had: a buffer of the link's max_message never falls short.
+    OpId async_receive(std::span<std::byte> buffer, ReadHandler done);
     /// Stream mode: at least one byte, at most buffer.size(), into `buffer` (valid until
     /// `done` runs).
-    void async_read_some(std::span<std::byte> buffer, ReadHandler done);
+    OpId async_read_some(std::span<std::byte> buffer, ReadHandler done);
+    /// Cancels a receive or read that has not begun taking a message or bytes, or a send
+    /// none of whose bytes went out: it completes with std::errc::operation_canceled, and
+    /// the channel stays usable. False when `op` is unknown, done or already begun.
+    bool cancel(OpId op);
     /// Told false when the link goes down and true when it comes (back) up: changes only,
     /// Link::up() is the state now.
     void set_state_handler(StateHandler handler) { on_state_ = std::move(handler); }
@@ -73,6 +85,7 @@ protected:
     bool open_ = false;
     StateHandler on_state_;
     ChannelStats stats_;
+    OpId next_op_ = 0;
 
 private:
     friend class Link;

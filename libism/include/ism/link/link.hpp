@@ -158,6 +158,9 @@ private:
 
     bool service_all(bool every_cursor);
     bool service_rx(ChannelImpl& ch);
+    bool serve_messages(ChannelImpl& ch);
+    template <class Op>
+    void hand_over(ChannelImpl& ch, Op& op, std::vector<std::byte>&& message);
     bool service_tx(ChannelImpl& ch);
     bool write_message(ChannelImpl& ch);
     bool write_stream(ChannelImpl& ch);

@@ -380,6 +380,117 @@ TEST_F(LinkPairTest, MessagesOfEverySizeArriveInOrderOnEveryChannel)
     }
 }
 
+TEST_F(LinkPairTest, MessagesArriveStraightInTheCallersBuffer)
+{
+    // Sizes from empty to several rings (pieces over many polls), into one buffer.
+    make();
+    Channel& tx = a_->link.open_channel(0, ChannelMode::message);
+    Channel& rx = b_->link.open_channel(0, ChannelMode::message);
+    start_both();
+    std::vector<std::byte> buffer(1 << 20);
+    for (std::size_t size : {std::size_t{0}, std::size_t{1}, std::size_t{1000}, std::size_t{20'000},
+                             std::size_t{700'000}}) {
+        const auto m = pattern(size, static_cast<unsigned>(size));
+        std::optional<std::error_code> sent;
+        std::optional<std::pair<std::error_code, std::size_t>> got;
+        rx.async_receive(std::span(buffer), [&](std::error_code ec, std::size_t n) {
+            got.emplace(ec, n);
+            EXPECT_FALSE(sent.has_value()) << "confirmed before the handler ran";
+        });
+        tx.async_send(m, [&](std::error_code ec) { sent = ec; });
+        pump(1'000'000);
+        ASSERT_TRUE(got && sent) << size;
+        EXPECT_FALSE(got->first) << got->first.message();
+        ASSERT_EQ(got->second, size);
+        EXPECT_TRUE(std::equal(m.begin(), m.end(), buffer.begin())) << size;
+        EXPECT_FALSE(*sent);
+    }
+}
+
+TEST_F(LinkPairTest, AMessageLongerThanTheBufferIsDroppedAndSaysSo)
+{
+    make();
+    Channel& tx = a_->link.open_channel(0, ChannelMode::message);
+    Channel& rx = b_->link.open_channel(0, ChannelMode::message);
+    start_both();
+    const auto big = pattern(5000, 1);
+    const auto small = pattern(100, 2);
+    tx.async_send(big, [](std::error_code) {});
+    tx.async_send(small, [](std::error_code) {});
+    std::array<std::byte, 1000> buffer{};
+    std::vector<std::pair<std::error_code, std::size_t>> got;
+    const auto record = [&](std::error_code ec, std::size_t n) { got.emplace_back(ec, n); };
+    rx.async_receive(std::span(buffer), record);
+    rx.async_receive(std::span(buffer), record);
+    pump();
+    ASSERT_EQ(got.size(), 2U);
+    EXPECT_EQ(got[0].first, errc::message_too_large);
+    EXPECT_EQ(got[0].second, 5000U);
+    EXPECT_FALSE(got[1].first);
+    EXPECT_EQ(got[1].second, 100U);
+    EXPECT_TRUE(std::equal(small.begin(), small.end(), buffer.begin()));
+}
+
+TEST_F(LinkPairTest, ACancelledReceiveCompletesAbortedAndTheChannelGoesOn)
+{
+    make();
+    Channel& tx = a_->link.open_channel(0, ChannelMode::message);
+    Channel& rx = b_->link.open_channel(0, ChannelMode::message);
+    Channel& stx = a_->link.open_channel(1, ChannelMode::stream);
+    Channel& srx = b_->link.open_channel(1, ChannelMode::stream);
+    start_both();
+    std::array<std::byte, 64> buffer{};
+    std::optional<std::error_code> first;
+    const auto id =
+        rx.async_receive(std::span(buffer), [&](std::error_code ec, std::size_t) { first = ec; });
+    std::optional<std::error_code> read;
+    const auto rid =
+        srx.async_read_some(buffer, [&](std::error_code ec, std::size_t) { read = ec; });
+    EXPECT_TRUE(rx.cancel(id));
+    EXPECT_TRUE(srx.cancel(rid));
+    EXPECT_FALSE(rx.cancel(id)) << "already done";
+    ASSERT_TRUE(first && read);
+    EXPECT_EQ(*first, std::errc::operation_canceled);
+    EXPECT_EQ(*read, std::errc::operation_canceled);
+    const auto m = pattern(10, 3);
+    std::optional<std::size_t> got;
+    rx.async_receive(std::span(buffer), [&](std::error_code ec, std::size_t n) {
+        if (!ec)
+            got = n;
+    });
+    tx.async_send(m, [](std::error_code) {});
+    std::optional<std::size_t> bytes;
+    srx.async_read_some(buffer, [&](std::error_code ec, std::size_t n) {
+        if (!ec)
+            bytes = n;
+    });
+    stx.async_send(m, [](std::error_code) {});
+    pump();
+    EXPECT_EQ(got, 10U);
+    EXPECT_EQ(bytes, 10U);
+}
+
+TEST_F(LinkPairTest, ASendNotStartedCanBeCancelledAStartedOneCannot)
+{
+    // b does not receive: a's ring fills, the last sends wait unwritten.
+    make();
+    Channel& tx = a_->link.open_channel(0, ChannelMode::message);
+    (void)b_->link.open_channel(0, ChannelMode::message);
+    start_both();
+    const auto m = pattern(ring_size_for(256 * 1024, 16) / 2, 4);
+    std::vector<std::optional<std::error_code>> done(3);
+    std::vector<Channel::OpId> ids;
+    for (std::size_t i = 0; i < done.size(); ++i)
+        ids.push_back(tx.async_send(m, [&, i](std::error_code ec) { done[i] = ec; }));
+    pump();
+    EXPECT_FALSE(tx.cancel(ids[0])) << "written already";
+    EXPECT_TRUE(tx.cancel(ids[2]));
+    ASSERT_TRUE(done[2].has_value());
+    EXPECT_EQ(*done[2], std::errc::operation_canceled);
+    EXPECT_FALSE(done[0].has_value());
+    EXPECT_EQ(a_->link.ups(), 1U);
+}
+
 TEST_F(LinkPairTest, StreamBytesCrossTheRingWrapInOrder)
 {
     make(options(4, 64 * 1024), options(4, 64 * 1024));
