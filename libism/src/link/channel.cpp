@@ -169,4 +169,10 @@ std::size_t Channel::pending_sends() const noexcept
     return self.unsent_.size() + self.unconfirmed_.size();
 }
 
+std::size_t Channel::pending_receives() const noexcept
+{
+    const auto& self = static_cast<const ChannelImpl&>(*this);
+    return self.receivers_.size() + self.reads_.size();
+}
+
 }  // namespace ism::link

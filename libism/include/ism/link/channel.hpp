@@ -74,6 +74,8 @@ public:
     [[nodiscard]] const ChannelStats& stats() const noexcept { return stats_; }
     /// Sends not yet confirmed by the peer.
     [[nodiscard]] std::size_t pending_sends() const noexcept;
+    /// Receives and reads waiting.
+    [[nodiscard]] std::size_t pending_receives() const noexcept;
 
 protected:
     Channel(Link& link, uint32_t index) noexcept : link_(&link), index_(index) {}
