@@ -125,6 +125,8 @@ private:
                 arm(ch);
                 return;
             }
+            if (ec == std::errc::operation_canceled)
+                return;  // the endpoint is stopping
             if (ec == errc::mode_mismatch) {
                 parked_.insert(ch.index());
                 return;

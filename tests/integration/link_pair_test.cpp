@@ -72,6 +72,9 @@ public:
     }
     Stream(const Stream&) = delete;
     Stream& operator=(const Stream&) = delete;
+    // The endpoint outlives the streams of a test and completes what they left pending
+    // when it shuts down: those completions find the stream gone.
+    ~Stream() { *alive_ = false; }
 
     /// Issues messages up to sequence number `limit` (exclusive) as the window allows.
     void send_up_to(uint64_t limit)
@@ -121,7 +124,10 @@ private:
                               : lp::make_message(channel(), seq, payload));
         records_.push_back(Sent{channel(), seq, buf->size(), 0, {}});
         // The buffer lives in the handler, which the link keeps until the send completes.
-        ch_.async_send(*buf, [this, seq, buf](std::error_code ec) { on_sent(seq, ec); });
+        ch_.async_send(*buf, [this, alive = alive_, seq, buf](std::error_code ec) {
+            if (*alive)
+                on_sent(seq, ec);
+        });
     }
 
     void on_sent(uint64_t seq, std::error_code ec)
@@ -146,9 +152,12 @@ private:
 
     void arm()
     {
-        ch_.async_receive([this](std::error_code ec, std::vector<std::byte> message) {
-            on_echo(ec, std::move(message));
-        });
+        ch_.async_receive(
+            [this, alive = alive_](std::error_code ec, std::vector<std::byte> message) {
+                if (!*alive)
+                    return;
+                on_echo(ec, std::move(message));
+            });
     }
 
     void on_echo(std::error_code ec, std::vector<std::byte> message)
@@ -214,6 +223,7 @@ private:
     bool stopped_ = true;
     uint64_t limit_ = 0;
     std::deque<Sent> records_;  // by sequence number
+    std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
     uint64_t completed_ = 0;
     uint64_t succeeded_ = 0;
     uint64_t next_completion_ = 0;

@@ -35,7 +35,9 @@ Channel::OpId Channel::async_send(std::span<const std::byte> data, SendHandler d
     auto& self = static_cast<ChannelImpl&>(*this);
     const OpId id = ++next_op_;
     std::error_code refused;
-    if (!open_)
+    if (link_->stopped_)
+        refused = std::make_error_code(std::errc::operation_canceled);
+    else if (!open_)
         refused = make_error_code(errc::bad_argument);
     else if (mode_ == ChannelMode::message && data.size() > self.reader_.max_message())
         refused = make_error_code(errc::message_too_large);
@@ -61,8 +63,11 @@ Channel::OpId Channel::async_send(std::span<const std::byte> data, SendHandler d
 
 namespace {
 
-std::error_code receive_refusal(const Channel& ch, bool open, bool mismatch, ChannelMode mode)
+std::error_code receive_refusal(const Channel& ch, bool stopped, bool open, bool mismatch,
+                                ChannelMode mode)
 {
+    if (stopped)
+        return std::make_error_code(std::errc::operation_canceled);
     if (!open || ch.mode() != mode)
         return make_error_code(errc::bad_argument);
     if (mismatch)
@@ -77,7 +82,8 @@ Channel::OpId Channel::async_receive(ReceiveHandler done)
     Link::Settle settle(*link_);
     auto& self = static_cast<ChannelImpl&>(*this);
     const OpId id = ++next_op_;
-    if (auto why = receive_refusal(*this, open_, self.mismatch_, ChannelMode::message)) {
+    if (auto why =
+            receive_refusal(*this, link_->stopped_, open_, self.mismatch_, ChannelMode::message)) {
         link_->defer([h = std::move(done), why] { h(why, {}); });
         return id;
     }
@@ -96,7 +102,8 @@ Channel::OpId Channel::async_receive(std::span<std::byte> buffer, ReadHandler do
     Link::Settle settle(*link_);
     auto& self = static_cast<ChannelImpl&>(*this);
     const OpId id = ++next_op_;
-    if (auto why = receive_refusal(*this, open_, self.mismatch_, ChannelMode::message)) {
+    if (auto why =
+            receive_refusal(*this, link_->stopped_, open_, self.mismatch_, ChannelMode::message)) {
         link_->defer([h = std::move(done), why] { h(why, 0); });
         return id;
     }
@@ -116,7 +123,7 @@ Channel::OpId Channel::async_read_some(std::span<std::byte> buffer, ReadHandler 
     Link::Settle settle(*link_);
     auto& self = static_cast<ChannelImpl&>(*this);
     const OpId id = ++next_op_;
-    auto why = receive_refusal(*this, open_, self.mismatch_, ChannelMode::stream);
+    auto why = receive_refusal(*this, link_->stopped_, open_, self.mismatch_, ChannelMode::stream);
     if (!why && buffer.empty())
         why = make_error_code(errc::bad_argument);
     if (why) {

@@ -40,8 +40,17 @@ void Link::settle()
     for (;;) {
         auto batch = std::move(deferred_);
         deferred_.clear();
-        for (auto& fn : batch)
-            fn();
+        for (auto& fn : batch) {
+            // The rule is that handlers do not throw; one that does must not unwind
+            // through the link (a Settle runs in destructors) nor skip the others.
+            try {
+                fn();
+            } catch (...) {
+                ++handler_exceptions_;
+                if (!handler_exception_)
+                    handler_exception_ = std::current_exception();
+            }
+        }
         // A handler that re-armed may have been handed the next message, whose own
         // handler is now deferred: publish the cursor only once every handover ran.
         if (!deferred_.empty())
@@ -75,8 +84,17 @@ Link::Link(Port& port, const LinkOptions& options)
 
 Link::~Link()
 {
-    if (have_dmb_)
-        port_.unregister_dmb(dmb_.token);
+    shutdown();
+}
+
+void Link::shutdown()
+{
+    if (stopped_)
+        return;
+    Settle settle(*this);
+    stopped_ = true;
+    restart(std::make_error_code(std::errc::operation_canceled),
+            have_dmb_ && have_peer_ ? std::optional(ResetReason::shutdown) : std::nullopt, 0, now_);
 }
 
 Result<void> Link::start(Clock::time_point now)
@@ -84,6 +102,8 @@ Result<void> Link::start(Clock::time_point now)
     now_ = now;
     if (auto v = opt_.validate(); !v)
         return v;
+    if (stopped_)
+        return fail(errc::bad_argument);
     Settle settle(*this);
     return begin_epoch(now);
 }

@@ -36,7 +36,7 @@ void Link::poll(Clock::time_point now)
 {
     now_ = now;
     Settle settle(*this);
-    if (!have_dmb_)
+    if (!have_dmb_ || stopped_)
         return;
     // Once up, the control block changes only by its keepalive, which tick() reads (with
     // the rest of the block): the hot path leaves it alone.

@@ -60,7 +60,7 @@ void Link::on_event(uint32_t code, uint64_t info, Clock::time_point now)
 {
     now_ = now;
     Settle settle(*this);
-    if (!have_dmb_)
+    if (!have_dmb_ || stopped_)
         return;
     if (code == kEventReset) {
         const uint64_t token = info & 0x0000'FFFF'0000'0000ULL;
@@ -73,8 +73,11 @@ void Link::on_event(uint32_t code, uint64_t info, Clock::time_point now)
             return;
         }
         if (have_peer_ && token == peer_.token && epoch == peer_.epoch) {
-            emit({LinkEvent::Kind::reset_received, make_error_code(errc::link_reset), reason, 0});
-            restart(make_error_code(errc::link_reset), std::nullopt, 0, now);
+            // A peer closing its end is gone, not broken.
+            const auto why = make_error_code(reason == ResetReason::shutdown ? errc::peer_gone
+                                                                             : errc::link_reset);
+            emit({LinkEvent::Kind::reset_received, why, reason, 0});
+            restart(why, std::nullopt, 0, now);
         }
         return;
     }
@@ -270,19 +273,22 @@ void Link::go_up(Clock::time_point now)
 void Link::restart(std::error_code why, std::optional<ResetReason> reason, uint32_t channel,
                    Clock::time_point now)
 {
+    // A shutdown is the owner's own doing: no events about it, no state changes told.
     if (reason) {
         const uint64_t reset =
             dmb_.token | (uint64_t{epoch_} << 16) | static_cast<uint16_t>(*reason);
         (void)port_.send_event(kEventReset, reset);
-        emit({LinkEvent::Kind::reset_sent, why, *reason, channel});
+        if (!stopped_)
+            emit({LinkEvent::Kind::reset_sent, why, *reason, channel});
     }
     const bool was_up = up_;
     if (was_up && have_dmb_)
         harvest_confirmations();
     // A reset either side sent fails the waiters with link_reset, peer loss with peer_gone.
-    const std::error_code waiters = reason || why == errc::link_reset
-                                        ? make_error_code(errc::link_reset)
-                                        : make_error_code(errc::peer_gone);
+    std::error_code waiters = reason || why == errc::link_reset ? make_error_code(errc::link_reset)
+                                                                : make_error_code(errc::peer_gone);
+    if (stopped_)
+        waiters = std::make_error_code(std::errc::operation_canceled);
     for (auto& ch : channels_) {
         fail_waiters(*ch, waiters);
         ch->reset_rings();
@@ -291,7 +297,7 @@ void Link::restart(std::error_code why, std::optional<ResetReason> reason, uint3
     rx_channels_ = rx_ring_ = tx_ring_ = peer_max_message_ = 0;
     peer_channels_ = 0;
     bad_control_since_.reset();
-    if (was_up) {
+    if (was_up && !stopped_) {
         emit({LinkEvent::Kind::down, why, reason.value_or(ResetReason::control), channel});
         for (auto& ch : channels_) {
             if (ch->open_ && ch->on_state_)
@@ -307,14 +313,15 @@ void Link::restart(std::error_code why, std::optional<ResetReason> reason, uint3
         dmb_ = {};
     }
     // A new DMB, so that nothing the old peer writes late can reach the new epoch.
-    (void)begin_epoch(now);
+    if (!stopped_)
+        (void)begin_epoch(now);
 }
 
 void Link::on_peer_disabled(Clock::time_point now)
 {
     now_ = now;
     Settle settle(*this);
-    if (up_ || have_peer_)
+    if (!stopped_ && (up_ || have_peer_))
         restart(make_error_code(errc::peer_gone), std::nullopt, 0, now);
 }
 
@@ -322,6 +329,8 @@ void Link::tick(Clock::time_point now)
 {
     now_ = now;
     Settle settle(*this);
+    if (stopped_)
+        return;
     if (!have_dmb_) {
         if (now >= next_offer_)
             (void)begin_epoch(now);
@@ -357,6 +366,8 @@ void Link::tick(Clock::time_point now)
 
 Clock::time_point Link::next_deadline() const noexcept
 {
+    if (stopped_)
+        return Clock::time_point::max();
     if (!have_dmb_)
         return next_offer_;
     if (!up_) {

@@ -26,12 +26,14 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <random>
 #include <span>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 #include "ism/link/channel.hpp"
@@ -96,6 +98,11 @@ public:
 
     /// Registers our DMB and starts offering it to the peer.
     Result<void> start(Clock::time_point now);
+    /// Closes our end for good: completes every pending operation with
+    /// std::errc::operation_canceled, sends RESET (reason shutdown) so that the peer
+    /// knows at once, and unregisters our DMB. Later operations complete the same way;
+    /// the link no longer reacts to anything. ~Link does it too.
+    void shutdown();
     /// Opens channel `index` (< options.channels) in `mode`; data the peer sent on it
     /// before waits in its ring. Opening an open channel returns it unchanged.
     Channel& open_channel(uint32_t index, ChannelMode mode);
@@ -120,6 +127,15 @@ public:
     [[nodiscard]] uint8_t version() const noexcept { return version_; }
     /// Handshakes completed so far (1 after the first, +1 per recovery).
     [[nodiscard]] uint64_t ups() const noexcept { return ups_; }
+
+    /// Handlers must not throw. One that does is caught (it cannot reach poll(), tick()
+    /// or a destructor, and the handlers after it still run) and kept here: the number
+    /// caught, and the first one not yet taken.
+    [[nodiscard]] uint64_t handler_exceptions() const noexcept { return handler_exceptions_; }
+    std::exception_ptr take_handler_exception() noexcept
+    {
+        return std::exchange(handler_exception_, nullptr);
+    }
 
 private:
     friend class Channel;
@@ -221,6 +237,9 @@ private:
     std::chrono::milliseconds dead_after_{};  // ours, or three of the peer's intervals
     Clock::time_point next_keepalive_{};
 
+    bool stopped_ = false;  // shutdown(): nothing more happens
+    uint64_t handler_exceptions_ = 0;
+    std::exception_ptr handler_exception_;
     Clock::time_point now_{};  // the time of the entry point running (or the last one)
     int depth_ = 0;
     std::vector<std::function<void()>> deferred_;

@@ -49,6 +49,7 @@ enum class ResetReason : uint16_t {
     consumer = 4,
     record = 5,
     channel = 6,
+    shutdown = 7,  // not a violation: the sender is closing its end (Link::shutdown)
 };
 
 /// OFFER's info: log2(dmb_size) << 48 | token | epoch << 16 | lowest version << 8 |

@@ -92,8 +92,8 @@ struct Side {
         link.set_event_handler([this](const LinkEvent& e) { seen.push_back(e); });
     }
     MemPort port;
+    std::vector<LinkEvent> seen;  // before the link: its destructor still reports
     Link link;
-    std::vector<LinkEvent> seen;
 
     [[nodiscard]] bool saw(LinkEvent::Kind k) const
     {
@@ -117,6 +117,14 @@ protected:
         o.dmb_size = dmb;
         o.channels = channels;
         return o;
+    }
+
+    ~LinkPairTest() override
+    {
+        // Each link's destructor shuts it down (RESET to a peer that may be gone first).
+        for (Side* s : {a_.get(), b_.get()})
+            if (s != nullptr)
+                s->port.peer = nullptr;
     }
 
     void make(LinkOptions oa = options(), LinkOptions ob = options())

@@ -11,6 +11,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <stdexcept>
 #include <string>
 
 #include "device/regs.hpp"
@@ -329,6 +330,97 @@ TEST_F(LinkPairTest, ASendNotStartedCanBeCancelledAStartedOneCannot)
     EXPECT_EQ(*done[2], std::errc::operation_canceled);
     EXPECT_FALSE(done[0].has_value());
     EXPECT_EQ(a_->link.ups(), 1U);
+    // Shutting down completes the rest (before `done` goes out of scope).
+    a_->link.shutdown();
+    ASSERT_TRUE(done[0] && done[1]);
+    EXPECT_EQ(*done[0], std::errc::operation_canceled);
+    EXPECT_EQ(*done[1], std::errc::operation_canceled);
+}
+
+TEST_F(LinkPairTest, ShutdownCompletesEverythingPendingAndThePeerKnowsAtOnce)
+{
+    make();
+    Channel& tx = a_->link.open_channel(0, ChannelMode::message);
+    Channel& rx = a_->link.open_channel(1, ChannelMode::message);
+    Channel& peer_rx = b_->link.open_channel(1, ChannelMode::message);
+    (void)b_->link.open_channel(0, ChannelMode::message);
+    start_both();
+    std::vector<std::error_code> results;
+    const auto m = pattern(100, 1);
+    tx.async_send(m, [&](std::error_code ec) { results.push_back(ec); });  // b never takes it
+    rx.async_receive([&](std::error_code ec, std::vector<std::byte>) { results.push_back(ec); });
+    std::optional<std::error_code> peer_result;
+    peer_rx.async_receive([&](std::error_code ec, std::vector<std::byte>) { peer_result = ec; });
+    pump();
+    const uint64_t token = a_->link.own_token();
+    a_->link.shutdown();
+    ASSERT_EQ(results.size(), 2U);
+    EXPECT_EQ(results[0], std::errc::operation_canceled);
+    EXPECT_EQ(results[1], std::errc::operation_canceled);
+    EXPECT_EQ(a_->link.own_token(), 0U) << "the DMB is unregistered";
+    EXPECT_THROW((void)a_->port.dmb(token), std::out_of_range);
+    // Later operations complete the same way, and nothing restarts.
+    std::optional<std::error_code> late;
+    tx.async_send(m, [&](std::error_code ec) { late = ec; });
+    ASSERT_TRUE(late.has_value());
+    EXPECT_EQ(*late, std::errc::operation_canceled);
+    pump();
+    EXPECT_FALSE(b_->link.up()) << "b learnt at once, not after dead_after";
+    const LinkEvent* e = b_->last(LinkEvent::Kind::reset_received);
+    ASSERT_NE(e, nullptr);
+    EXPECT_EQ(e->reason, ResetReason::shutdown);
+    ASSERT_TRUE(peer_result.has_value());
+    EXPECT_EQ(*peer_result, errc::peer_gone);
+    advance(5s);
+    EXPECT_EQ(a_->link.own_token(), 0U);
+    EXPECT_EQ(a_->link.next_deadline(), Clock::time_point::max());
+}
+
+TEST_F(LinkPairTest, TheLinksDestructorCompletesWhatIsPending)
+{
+    make();
+    Channel& rx = a_->link.open_channel(1, ChannelMode::message);
+    start_both();
+    std::optional<std::error_code> result;
+    rx.async_receive([&](std::error_code ec, std::vector<std::byte>) { result = ec; });
+    pump();
+    a_.reset();
+    b_->port.peer = nullptr;
+    ASSERT_TRUE(result.has_value());
+    EXPECT_EQ(*result, std::errc::operation_canceled);
+    pump();
+    EXPECT_FALSE(b_->link.up());
+}
+
+TEST_F(LinkPairTest, AHandlerThatThrowsIsCaughtAndTheOthersStillRun)
+{
+    make();
+    Channel& tx = a_->link.open_channel(0, ChannelMode::message);
+    Channel& rx = b_->link.open_channel(0, ChannelMode::message);
+    start_both();
+    int received = 0;
+    rx.async_receive([&](std::error_code, std::vector<std::byte>) {
+        ++received;
+        throw std::runtime_error("handler bug");
+    });
+    rx.async_receive([&](std::error_code, std::vector<std::byte>) { ++received; });
+    const auto m = pattern(10, 1);
+    tx.async_send(m, [](std::error_code) {});
+    tx.async_send(m, [](std::error_code) {});
+    EXPECT_NO_THROW(pump());
+    EXPECT_EQ(received, 2);
+    EXPECT_EQ(b_->link.handler_exceptions(), 1U);
+    auto e = b_->link.take_handler_exception();
+    ASSERT_TRUE(e);
+    EXPECT_THROW(std::rethrow_exception(e), std::runtime_error);
+    EXPECT_FALSE(b_->link.take_handler_exception());
+    EXPECT_TRUE(b_->link.up());
+    // Nor does one reach a destructor: b's pending receive throws as it is cancelled.
+    rx.async_receive([](std::error_code, std::vector<std::byte>) {
+        throw std::runtime_error("while shutting down");
+    });
+    b_.reset();
+    a_->port.peer = nullptr;
 }
 
 TEST_F(LinkPairTest, StreamBytesCrossTheRingWrapInOrder)
