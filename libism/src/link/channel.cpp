@@ -31,8 +31,19 @@ void ChannelImpl::reset_rings() noexcept
 
 Channel::OpId Channel::async_send(std::span<const std::byte> data, SendHandler done)
 {
+    return static_cast<ChannelImpl&>(*this).send(data, std::move(done), false);
+}
+
+Channel::OpId Channel::async_write(std::span<const std::byte> data, SendHandler done)
+{
+    return static_cast<ChannelImpl&>(*this).send(data, std::move(done), true);
+}
+
+Channel::OpId ChannelImpl::send(std::span<const std::byte> data, SendHandler done,
+                                bool when_written)
+{
     Link::Settle settle(*link_);
-    auto& self = static_cast<ChannelImpl&>(*this);
+    auto& self = *this;
     const OpId id = ++next_op_;
     std::error_code refused;
     if (link_->stopped_)
@@ -49,13 +60,16 @@ Channel::OpId Channel::async_send(std::span<const std::byte> data, SendHandler d
         refused = make_error_code(errc::mode_mismatch);
     else if (mode_ == ChannelMode::message && data.size() > link_->peer_max_message_)
         refused = make_error_code(errc::message_too_large);  // the peer would reset the link
+    else if (unsent_.size() + unconfirmed_.size() >= link_->opt_.send_queue)
+        refused = make_error_code(errc::send_queue_full);
     if (refused) {
         ++stats_.sends_failed;
         stats_.bytes_failed += data.size();
         link_->defer([h = std::move(done), refused] { h(refused); });
         return id;
     }
-    self.unsent_.push_back(ChannelImpl::SendOp{id, data, 0, false, 0, std::move(done)});
+    self.unsent_.push_back(
+        ChannelImpl::SendOp{id, data, 0, false, 0, std::move(done), when_written});
     if (self.unsent_.size() == 1)
         (void)link_->service_tx(self);
     return id;

@@ -24,7 +24,8 @@ Result<void> LinkOptions::validate() const
         keepalive_interval.count() > kMaxKeepaliveMs || dead_after <= keepalive_interval ||
         peer_keepalive_limit < keepalive_interval ||
         peer_keepalive_limit.count() > kMaxKeepaliveMs || offer_first.count() <= 0 ||
-        offer_max < offer_first || max_message == 0 || max_message > kMaxMessageSize)
+        offer_max < offer_first || max_message == 0 || max_message > kMaxMessageSize ||
+        send_queue == 0)
         return fail(errc::bad_argument);
     return {};
 }

@@ -59,6 +59,7 @@ public:
         bool started = false;
         uint64_t end = 0;  // producer cursor after its last byte
         SendHandler handler;
+        bool when_written = false;  // async_write: `handler` runs once it is all written
     };
     struct ReadOp {
         OpId id = 0;
@@ -76,6 +77,7 @@ public:
     };
 
     void reset_rings() noexcept;
+    OpId send(std::span<const std::byte> data, SendHandler done, bool when_written);
 
     // The peer's end of this channel, as its control block announces it.
     bool peer_open_ = false;

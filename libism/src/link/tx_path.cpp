@@ -27,6 +27,8 @@ bool Link::service_tx(ChannelImpl& ch)
         if (!ok)
             return true;  // out of credit: wait for the peer's consumer cursor
         op.end = ch.tx_->producer();
+        if (op.when_written)
+            defer([h = std::move(op.handler)] { h({}); });
         ch.unconfirmed_.push_back(std::move(op));
         ch.unsent_.pop_front();
         // An empty stream send ends where the peer already confirmed.
@@ -181,7 +183,8 @@ void Link::complete_sends(ChannelImpl& ch, uint64_t cons)
         ch.unconfirmed_.pop_front();
         ++ch.stats_.messages_sent;
         ch.stats_.bytes_sent += op.data.size();
-        defer([h = std::move(op.handler)] { h({}); });
+        if (op.handler)
+            defer([h = std::move(op.handler)] { h({}); });
     }
 }
 
@@ -204,7 +207,8 @@ void Link::fail_waiters(ChannelImpl& ch, std::error_code why)
     auto fail_send = [&](ChannelImpl::SendOp& op) {
         ++ch.stats_.sends_failed;
         ch.stats_.bytes_failed += op.data.size();
-        defer([h = std::move(op.handler), why] { h(why); });
+        if (op.handler)
+            defer([h = std::move(op.handler), why] { h(why); });
     };
     for (auto& op : ch.unconfirmed_)
         fail_send(op);

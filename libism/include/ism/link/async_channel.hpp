@@ -70,6 +70,19 @@ public:
             token, data);
     }
 
+    /// Channel::async_write: completes once every byte is in the peer's ring, so that
+    /// `data` may be reused; delivery is not reported per write.
+    template <class Token>
+    auto async_write(std::span<const std::byte> data, Token&& token)
+    {
+        return boost::asio::async_initiate<Token, SendSignature>(
+            [this](auto handler, std::span<const std::byte> bytes) {
+                start_write(bytes,
+                            boost::asio::any_completion_handler<SendSignature>(std::move(handler)));
+            },
+            token, data);
+    }
+
     /// Channel::async_receive(buffer): the next message, copied once into `buffer`;
     /// completes with its length.
     template <class Token>
@@ -160,6 +173,14 @@ private:
     {
         start<SendSignature>(std::move(handler), [&](const auto& p) {
             return channel_->async_send(data, [p](std::error_code ec) { p->complete(ec); });
+        });
+    }
+
+    void start_write(std::span<const std::byte> data,
+                     boost::asio::any_completion_handler<SendSignature> handler)
+    {
+        start<SendSignature>(std::move(handler), [&](const auto& p) {
+            return channel_->async_write(data, [p](std::error_code ec) { p->complete(ec); });
         });
     }
 

@@ -52,6 +52,12 @@ public:
     /// has fewer channels than this index) or mode_mismatch (the peer has the channel
     /// open in the other mode).
     OpId async_send(std::span<const std::byte> data, SendHandler done);
+    /// Like async_send, but `done` runs as soon as every byte is in the peer's ring: the
+    /// buffer is reusable then, without waiting a round trip for the peer's application.
+    /// Whether it was delivered is not reported per send (the channel's stats and state
+    /// handler tell of a loss); refusals and failures before the last byte went out are.
+    /// Both are refused with send_queue_full while LinkOptions::send_queue are pending.
+    OpId async_write(std::span<const std::byte> data, SendHandler done);
     /// Message mode: the next message, in a vector of its own (one allocation and one
     /// copy more than the receive below).
     OpId async_receive(ReceiveHandler done);

@@ -63,6 +63,9 @@ struct LinkOptions {
     // Largest message a channel accepts; announced to the peer, whose sends larger than
     // this fail on its side with errc::message_too_large.
     std::size_t max_message = kMaxMessageSize;
+    // Sends a channel holds at most (written or not, not yet confirmed); more are
+    // refused with errc::send_queue_full.
+    std::size_t send_queue = 1024;
 
     /// Checks ranges and that every ring gets at least kMinRingSize bytes.
     [[nodiscard]] Result<void> validate() const;

@@ -122,4 +122,38 @@ TEST_F(AsyncChannelTest, ACancelledReceiveCompletesAbortedAndTheChannelGoesOn)
     EXPECT_EQ(got, 10U);
 }
 
+TEST_F(AsyncChannelTest, AWriteLetsACoroutineReuseItsBufferAtOnce)
+{
+    make();
+    AsyncChannel tx(a_->link.open_channel(0, ChannelMode::message), io_.get_executor());
+    AsyncChannel rx(b_->link.open_channel(0, ChannelMode::message), io_.get_executor());
+    start_both();
+    int written = 0;
+    asio::co_spawn(
+        io_,
+        [&]() -> asio::awaitable<void> {
+            std::vector<std::byte> buffer(100);
+            for (int i = 0; i < 3; ++i) {
+                std::fill(buffer.begin(), buffer.end(), static_cast<std::byte>(i));
+                auto [ec] = co_await tx.async_write(buffer, asio::as_tuple(asio::use_awaitable));
+                if (!ec)
+                    ++written;
+            }
+        },
+        asio::detached);
+    run();
+    EXPECT_EQ(written, 3) << "no receive yet: writes do not wait for b's application";
+    std::vector<std::byte> buffer(100);
+    for (int i = 0; i < 3; ++i) {
+        std::optional<std::size_t> got;
+        rx.async_receive(std::span(buffer), [&](std::error_code ec, std::size_t n) {
+            if (!ec)
+                got = n;
+        });
+        run();
+        ASSERT_EQ(got, 100U);
+        EXPECT_EQ(buffer[0], static_cast<std::byte>(i));
+    }
+}
+
 }  // namespace

@@ -337,6 +337,52 @@ TEST_F(LinkPairTest, ASendNotStartedCanBeCancelledAStartedOneCannot)
     EXPECT_EQ(*done[1], std::errc::operation_canceled);
 }
 
+TEST_F(LinkPairTest, AWriteCompletesWhenTheBufferIsReusableBeforeThePeerHasIt)
+{
+    // b does not receive: a send would wait; a write completes once it is in b's ring.
+    make();
+    Channel& tx = a_->link.open_channel(0, ChannelMode::message);
+    Channel& rx = b_->link.open_channel(0, ChannelMode::message);
+    start_both();
+    auto buffer = pattern(300, 1);
+    const auto sent = buffer;
+    std::optional<std::error_code> written;
+    std::optional<std::error_code> delivered;
+    tx.async_write(buffer, [&](std::error_code ec) { written = ec; });
+    tx.async_send(buffer, [&](std::error_code ec) { delivered = ec; });
+    pump();
+    ASSERT_TRUE(written.has_value());
+    EXPECT_FALSE(*written);
+    EXPECT_FALSE(delivered.has_value()) << "b's application has nothing yet";
+    std::fill(buffer.begin(), buffer.end(), std::byte{0});  // reused: already in b's ring
+    std::vector<std::byte> got;
+    rx.async_receive([&](std::error_code, std::vector<std::byte> m) { got = std::move(m); });
+    pump();
+    EXPECT_EQ(got, sent);
+    b_->link.shutdown();
+    a_->link.shutdown();
+}
+
+TEST_F(LinkPairTest, TheSendQueueIsBounded)
+{
+    auto o = options();
+    o.send_queue = 3;
+    make(o, o);
+    Channel& tx = a_->link.open_channel(0, ChannelMode::message);
+    (void)b_->link.open_channel(0, ChannelMode::message);
+    start_both();
+    const auto m = pattern(10, 1);
+    std::vector<std::error_code> results;
+    for (int i = 0; i < 4; ++i)
+        tx.async_send(m, [&](std::error_code ec) { results.push_back(ec); });
+    pump();
+    ASSERT_EQ(results.size(), 1U) << "three wait for b, the fourth is refused";
+    EXPECT_EQ(results[0], errc::send_queue_full);
+    EXPECT_EQ(tx.pending_sends(), 3U);
+    a_->link.shutdown();
+    EXPECT_EQ(results.size(), 4U);
+}
+
 TEST_F(LinkPairTest, ShutdownCompletesEverythingPendingAndThePeerKnowsAtOnce)
 {
     make();
