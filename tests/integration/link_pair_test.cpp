@@ -7,7 +7,11 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <chrono>
 #include <cinttypes>
 #include <cstdio>
@@ -27,6 +31,7 @@
 #include <gtest/gtest.h>
 
 #include "ism/device/ism_device.hpp"
+#include "ism/link/async_channel.hpp"
 #include "ism/link/endpoint.hpp"
 #include "ism/sim/fabric.hpp"
 #include "link_peer_process.hpp"
@@ -778,6 +783,56 @@ TEST_F(LinkPair, LimitsAndModesTheSidesDisagreeOnFailLocallyNotTheLink)
     EXPECT_EQ(link.ups(), 1U);
     EXPECT_FALSE(peer.printed("reset_sent")) << peer.transcript();
     EXPECT_FALSE(peer.printed("down")) << peer.transcript();
+    EXPECT_EQ(describe_status(stop_peer(peer, SIGTERM)), "exited with 0") << peer.transcript();
+}
+
+TEST_F(LinkPair, ACoroutineEchoesThenStopTellsThePeerAtOnce)
+{
+    // Our end as a service would run it: AsyncChannel in a coroutine, messages echoed
+    // into one buffer. Then Endpoint::stop(): the pending receive completes with
+    // operation_canceled and the peer learns of it from RESET (reason 7), long before
+    // its dead_after of 30 s.
+    Link& link = start_link();
+    auto& peer = start_peer({"--dead-after-ms", "30000", "--keepalive-ms", "1000"});
+    ASSERT_TRUE(run_until([&] { return link.up(); }, 10s)) << peer.transcript();
+    AsyncChannel ch(link.open_channel(2, ChannelMode::message), io_.get_executor());
+    int echoed = 0;
+    std::optional<std::error_code> last;
+    boost::asio::co_spawn(
+        io_,
+        [&]() -> boost::asio::awaitable<void> {
+            using boost::asio::as_tuple;
+            using boost::asio::use_awaitable;
+            std::vector<std::byte> buffer(64 * 1024);
+            for (uint64_t seq = 0;; ++seq) {
+                const auto m = lp::make_message(2, seq, seq * 997 % 40000);
+                if (seq < 50) {
+                    auto [sent] = co_await ch.async_write(m, as_tuple(use_awaitable));
+                    if (sent) {
+                        last = sent;
+                        co_return;
+                    }
+                }
+                auto [ec, n] =
+                    co_await ch.async_receive(std::span(buffer), as_tuple(use_awaitable));
+                if (ec) {
+                    last = ec;
+                    co_return;
+                }
+                if (n == m.size() && std::equal(m.begin(), m.end(), buffer.begin()))
+                    ++echoed;
+            }
+        },
+        boost::asio::detached);
+    ASSERT_TRUE(run_until([&] { return echoed == 50; }, 10s)) << echoed << peer.transcript();
+    EXPECT_FALSE(last.has_value());
+    const auto t0 = Clock::now();
+    endpoint_->stop();
+    ASSERT_TRUE(run_until([&] { return last.has_value(); }, 2s));
+    EXPECT_EQ(*last, std::errc::operation_canceled);
+    ASSERT_TRUE(peer.wait_line("reset_received reason=7", 5s, pump())) << peer.transcript();
+    EXPECT_LT(Clock::now() - t0, 5s);
+    EXPECT_FALSE(peer.printed("error")) << peer.transcript();
     EXPECT_EQ(describe_status(stop_peer(peer, SIGTERM)), "exited with 0") << peer.transcript();
 }
 
