@@ -139,11 +139,12 @@ private:
         boost::asio::any_completion_handler<void(Args...)> handler;
         executor_type fallback;
         bool done = false;
+        bool cancelling = false;  // inside the slot's own handler: it must not clear itself
 
         void complete(Args... args)
         {
             done = true;
-            if (slot.is_connected())
+            if (slot.is_connected() && !cancelling)
                 slot.clear();
             // Out of the link's processing first (post), then onto the handler's own
             // executor (dispatch runs it there, or posts to it when that is another one).
@@ -161,9 +162,14 @@ private:
         const Channel::OpId id = start_op(pending);
         // A refusal completes at once: nothing left to cancel then.
         if (!pending->done && pending->slot.is_connected()) {
-            pending->slot.assign([ch = channel_, id](boost::asio::cancellation_type_t type) {
-                if (type != boost::asio::cancellation_type::none)
-                    (void)ch->cancel(id);
+            pending->slot.assign([ch = channel_, id, weak = std::weak_ptr(pending)](
+                                     boost::asio::cancellation_type_t type) {
+                auto p = weak.lock();
+                if (!p || p->done || type == boost::asio::cancellation_type::none)
+                    return;
+                p->cancelling = true;
+                (void)ch->cancel(id);
+                p->cancelling = false;
             });
         }
     }
