@@ -196,4 +196,9 @@ std::size_t Channel::pending_receives() const noexcept
     return self.receivers_.size() + self.reads_.size();
 }
 
+bool Channel::peer_open() const noexcept
+{
+    return static_cast<const ChannelImpl&>(*this).peer_open_;
+}
+
 }  // namespace ism::link

@@ -56,7 +56,13 @@ bool Link::take_peer_channels(uint64_t word)
     peer_channels_ = word;
     for (auto& ch : channels_) {
         const uint32_t bit = uint32_t{1} << ch->index_;
+        const bool was_open = ch->peer_open_;
         ch->peer_open_ = (set->open & bit) != 0;
+        if (ch->peer_open_ && !was_open && ch->on_peer_)
+            defer([c = ch.get()] {
+                if (c->on_peer_)
+                    c->on_peer_(true);
+            });
         ch->peer_mode_ = (set->stream & bit) != 0 ? ChannelMode::stream : ChannelMode::message;
         check_modes(*ch);
     }

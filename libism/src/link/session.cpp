@@ -291,6 +291,11 @@ void Link::restart(std::error_code why, std::optional<ResetReason> reason, uint3
         waiters = std::make_error_code(std::errc::operation_canceled);
     for (auto& ch : channels_) {
         fail_waiters(*ch, waiters);
+        if (ch->peer_open_ && ch->on_peer_ && !stopped_)
+            defer([c = ch.get()] {
+                if (c->on_peer_)
+                    c->on_peer_(false);
+            });
         ch->reset_rings();
     }
     up_ = accepted_ = wrote_cb_ = have_peer_ = false;

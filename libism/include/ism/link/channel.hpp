@@ -76,6 +76,12 @@ public:
     /// Told false when the link goes down and true when it comes (back) up: changes only,
     /// Link::up() is the state now.
     void set_state_handler(StateHandler handler) { on_state_ = std::move(handler); }
+    /// Told true when the peer opens its end of this channel (its channel set, docs/
+    /// protocol.md section 4), and false when the link that carried that goes down.
+    /// Changes only; peer_open() is the state now. (Closing a channel within an epoch is
+    /// not in protocol version 2: a peer's end stays open until the link goes down.)
+    void set_peer_handler(StateHandler handler) { on_peer_ = std::move(handler); }
+    [[nodiscard]] bool peer_open() const noexcept;
 
     [[nodiscard]] const ChannelStats& stats() const noexcept { return stats_; }
     /// Sends not yet confirmed by the peer.
@@ -92,6 +98,7 @@ protected:
     ChannelMode mode_ = ChannelMode::message;
     bool open_ = false;
     StateHandler on_state_;
+    StateHandler on_peer_;
     ChannelStats stats_;
     OpId next_op_ = 0;
 

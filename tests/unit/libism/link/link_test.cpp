@@ -383,6 +383,28 @@ TEST_F(LinkPairTest, TheSendQueueIsBounded)
     EXPECT_EQ(results.size(), 4U);
 }
 
+TEST_F(LinkPairTest, AChannelIsToldWhenThePeerOpensItsEndAndWhenThatEndIsGone)
+{
+    make();
+    Channel& ch = a_->link.open_channel(5, ChannelMode::stream);
+    std::vector<bool> told;
+    ch.set_peer_handler([&](bool open) { told.push_back(open); });
+    start_both();
+    EXPECT_FALSE(ch.peer_open());
+    EXPECT_TRUE(told.empty());
+    (void)b_->link.open_channel(4, ChannelMode::stream);  // another channel: not ours
+    pump();
+    EXPECT_TRUE(told.empty());
+    (void)b_->link.open_channel(5, ChannelMode::stream);
+    pump();
+    EXPECT_TRUE(ch.peer_open());
+    EXPECT_EQ(told, (std::vector<bool>{true}));
+    b_->link.shutdown();
+    pump();
+    EXPECT_FALSE(ch.peer_open());
+    EXPECT_EQ(told, (std::vector<bool>{true, false}));
+}
+
 TEST_F(LinkPairTest, ShutdownCompletesEverythingPendingAndThePeerKnowsAtOnce)
 {
     make();
