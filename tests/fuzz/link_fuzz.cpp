@@ -100,7 +100,7 @@ private:
 // The honest half of a handshake: our OFFER in, our control block into the link's DMB.
 void handshake(Link& link, FuzzPort& port, Clock::time_point now)
 {
-    const Offer offer{kPeerToken, kPeerEpoch, 1, 1, kDmbSize};
+    const Offer offer{kPeerToken, kPeerEpoch, kProtocolVersion, kProtocolVersion, kDmbSize};
     link.on_event(kEventOffer, offer.pack(), now);
     auto dmb = port.dmb();
     if (dmb.empty())
@@ -111,6 +111,11 @@ void handshake(Link& link, FuzzPort& port, Clock::time_point now)
     cb.peer_epoch = link.epoch();
     cb.ring_size = ring_size_for(kDmbSize, kChannels);
     cb.writer_token = kPeerToken;
+    cb.max_message = 64 * 1024;
+    // Channels 0 and 1 in message mode, 2 in stream mode, as the link has them: the
+    // records and bytes the fuzzer writes there are read. Channel 3 is open in the other
+    // mode than the link's (a channel error, not a reset).
+    cb.channels = ChannelSet{0b1111, 0b1100};
     cb.encode(dmb.first<kControlBlockSize>());
     link.poll(now);
 }
@@ -130,6 +135,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size)
     Channel* message = &link.open_channel(0, ChannelMode::message);
     Channel* message2 = &link.open_channel(1, ChannelMode::message);
     Channel* stream = &link.open_channel(2, ChannelMode::stream);
+    (void)link.open_channel(3, ChannelMode::message);  // the peer has it as a stream
     if (!link.start(now))
         return 0;
     handshake(link, port, now);

@@ -56,6 +56,9 @@ enum class errc {
     bad_record,         // a message record in a ring is malformed
     link_reset,         // the link was reset after a protocol violation
     no_peer_channel,    // the peer's end of the link has fewer channels than this index
+    message_too_large,  // larger than this side's or the peer's max_message
+    mode_mismatch,      // the peer has this channel open in the other mode
+    send_queue_full,    // the channel already holds LinkOptions::send_queue sends
     // Emulated device (sim)
     sim_bad_name,         // fabric or function name empty, too long or with bad characters
     sim_fabric_full,      // no free function slot on the emulated fabric

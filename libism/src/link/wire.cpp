@@ -76,6 +76,19 @@ void ControlBlock::encode(std::span<std::byte, kControlBlockSize> out) const noe
     store_be64(out, 16, writer_token);
     store_be64(out, kKeepaliveOffset, keepalive);
     store_be32(out, 32, keepalive_ms);
+    store_be32(out, 36, max_message);
+    store_be64(out, ChannelSet::kOffset, channels.pack());
+}
+
+Result<ChannelSet> ChannelSet::unpack(uint64_t word, uint32_t nr_channels)
+{
+    ChannelSet set;
+    set.open = static_cast<uint32_t>(word >> 32);
+    set.stream = static_cast<uint32_t>(word);
+    const uint32_t valid = nr_channels >= 32 ? ~uint32_t{0} : (uint32_t{1} << nr_channels) - 1;
+    if ((set.stream & ~set.open) != 0 || (set.open & ~valid) != 0)
+        return fail(errc::bad_control_block);
+    return set;
 }
 
 Result<ControlBlock> ControlBlock::parse(std::span<const std::byte, kControlBlockSize> in,
@@ -94,14 +107,20 @@ Result<ControlBlock> ControlBlock::parse(std::span<const std::byte, kControlBloc
     cb.writer_token = load_be64(in, 16);
     cb.keepalive = load_be64(in, kKeepaliveOffset);
     cb.keepalive_ms = load_be32(in, 32);
-    const bool reserved_clear = all_zero(in.subspan(10, 2)) && all_zero(in.subspan(36, 28));
+    cb.max_message = load_be32(in, 36);
+    const bool reserved_clear = all_zero(in.subspan(10, 2)) && all_zero(in.subspan(48, 16));
     const bool geometry_fits =
         uint64_t{cb.nr_channels} * cb.ring_size + kRingAreaOffset <= dmb_size;
     if (!reserved_clear || cb.nr_channels == 0 || cb.nr_channels > kMaxChannels ||
         cb.ring_size < kMinRingSize || cb.ring_size % kRingAlign != 0 || !geometry_fits ||
         cb.writer_epoch == 0 || !token_form(cb.writer_token) || cb.keepalive_ms == 0 ||
-        cb.keepalive_ms > kMaxKeepaliveMs)
+        cb.keepalive_ms > kMaxKeepaliveMs || cb.max_message == 0 ||
+        cb.max_message > kMaxMessageSize)
         return fail(errc::bad_control_block);
+    auto channels = ChannelSet::unpack(load_be64(in, ChannelSet::kOffset), cb.nr_channels);
+    if (!channels)
+        return tl::unexpected(channels.error());
+    cb.channels = *channels;
     return cb;
 }
 
