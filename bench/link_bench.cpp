@@ -324,7 +324,8 @@ public:
 
     bool fail(const char* what, std::error_code ec)
     {
-        if (error_.empty())
+        // The endpoint's shutdown completes what is pending with operation_canceled.
+        if (error_.empty() && ec != std::errc::operation_canceled)
             error_ = std::string(what) + ": " + ec.message();
         return false;
     }

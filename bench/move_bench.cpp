@@ -44,9 +44,11 @@ uint64_t load64(const std::byte* p)
         .load(std::memory_order_acquire);
 }
 
-class Endpoint {
+// One side of the benchmark: an emulated ISM function, its DMB and its peer's GID. Not an
+// ism::link::Endpoint: this benchmark measures raw moves, below the link.
+class BenchFunction {
 public:
-    Endpoint(std::string fabric, std::string name, std::string peer)
+    BenchFunction(std::string fabric, std::string name, const std::string& peer)
         : fabric_(std::move(fabric)), name_(std::move(name)), peer_gid_(sim::gid_for_name(peer))
     {
     }
@@ -125,7 +127,7 @@ uint64_t tag(uint64_t phase, uint64_t seq)
     return (phase << 40) | seq;
 }
 
-void receive_throughput(Endpoint& ep, uint64_t info)
+void receive_throughput(BenchFunction& ep, uint64_t info)
 {
     const std::size_t size = info & 0xFFFF'FFFF;
     const uint64_t phase = info >> 32;
@@ -156,7 +158,7 @@ void receive_throughput(Endpoint& ep, uint64_t info)
     }
 }
 
-void receive_latency(Endpoint& ep, int iterations)
+void receive_latency(BenchFunction& ep, int iterations)
 {
     std::vector<uint64_t> samples;
     samples.reserve(static_cast<std::size_t>(iterations));
@@ -181,7 +183,7 @@ void receive_latency(Endpoint& ep, int iterations)
 
 int run_receiver(const std::string& fabric)
 {
-    Endpoint ep(fabric, "bench-rx", "bench-tx");
+    BenchFunction ep(fabric, "bench-rx", "bench-tx");
     if (!ep.open())
         return 1;
     const device::Event hello = ep.wait_event(kHello);
@@ -204,7 +206,7 @@ int run_receiver(const std::string& fabric)
 
 // ---- sender (the process the user starts) ----
 
-double send_throughput(Endpoint& ep, std::size_t size, std::size_t total, uint64_t phase)
+double send_throughput(BenchFunction& ep, std::size_t size, std::size_t total, uint64_t phase)
 {
     const std::size_t window = std::min(kMaxWindow, kDmbSize / size);
     const uint64_t messages = std::max<uint64_t>(total / size, 2 * window);
@@ -233,7 +235,7 @@ double send_throughput(Endpoint& ep, std::size_t size, std::size_t total, uint64
     return static_cast<double>(acked * size) / secs;
 }
 
-Percentiles send_latency(Endpoint& ep, int iterations)
+Percentiles send_latency(BenchFunction& ep, int iterations)
 {
     (void)ep.dev_->signal_event(ep.peer_gid_, kPhaseLatency, static_cast<uint64_t>(iterations));
     std::byte ping[8];
@@ -252,7 +254,7 @@ Percentiles send_latency(Endpoint& ep, int iterations)
 int run_sender(const char* self)
 {
     const std::string fabric = "bench-" + std::to_string(::getpid());
-    Endpoint ep(fabric, "bench-tx", "bench-rx");
+    BenchFunction ep(fabric, "bench-tx", "bench-rx");
     if (!ep.open())
         return 1;
     const pid_t rx = spawn_self(self, {"--receiver", fabric});

@@ -13,6 +13,7 @@
 #include <cstdarg>
 #include <cinttypes>
 #include <cstdio>
+#include <exception>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -271,9 +272,7 @@ int run(const Options& opt)
     return side.run();
 }
 
-}  // namespace
-
-int main(int argc, char** argv)
+int run_cli(int argc, char** argv)
 {
     CLI::App app{"Move data between two ISM functions by DMB stores and events"};
     Options opt;
@@ -299,4 +298,20 @@ int main(int argc, char** argv)
         return 2;
     }
     return run(opt);
+}
+
+}  // namespace
+
+// The CLI edge, the one place that catches: an exception (out of memory, a CLI11 bug)
+// ends the program with a message instead of std::terminate.
+int main(int argc, char** argv)
+{
+    try {
+        return run_cli(argc, argv);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "%s: %s\n", "ism-exchange", e.what());
+    } catch (...) {
+        std::fprintf(stderr, "%s: unknown exception\n", "ism-exchange");
+    }
+    return 1;
 }

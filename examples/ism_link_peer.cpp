@@ -2,7 +2,8 @@
 // ism-link-peer: one end of a link on the emulated fabric, driven from outside.
 //
 //   ism-link-peer --fabric F --name lpar2 --peer lpar1 [--channels 16] [--dmb-size 1048576]
-//                 [--polling] [--keepalive-ms 1000] [--dead-after-ms 3000] [--sink]
+//                 [--polling] [--keepalive-ms 1000] [--dead-after-ms 3000]
+//                 [--max-message 16777216] [--sink]
 //                 [--stall CH]... [--log FILE] [--exit-with-parent]
 //
 // It opens every channel in message mode and keeps a receive pending on each (except the
@@ -28,6 +29,7 @@
 #include <cinttypes>
 #include <cstdarg>
 #include <cstdio>
+#include <exception>
 #include <memory>
 #include <set>
 #include <string>
@@ -57,6 +59,7 @@ struct Options {
     bool polling = false;
     int64_t keepalive_ms = 1000;
     int64_t dead_after_ms = 3000;
+    std::size_t max_message = ism::link::kMaxMessageSize;
     bool sink = false;
     std::vector<uint32_t> stall;
     std::string log;
@@ -91,6 +94,12 @@ public:
         const std::set<uint32_t> stalled(opt_.stall.begin(), opt_.stall.end());
         for (uint32_t c = 0; c < opt_.channels; ++c) {
             Channel& ch = link_.open_channel(c, ChannelMode::message);
+            // A channel the peer opened in the other mode is parked until the link's
+            // next epoch.
+            ch.set_state_handler([this, &ch](bool up) {
+                if (up && parked_.erase(ch.index()) != 0)
+                    arm(ch);
+            });
             if (!stalled.contains(c))
                 arm(ch);
         }
@@ -115,6 +124,12 @@ private:
             // again queues it for the next epoch.
             if (ec == errc::peer_gone || ec == errc::link_reset) {
                 arm(ch);
+                return;
+            }
+            if (ec == std::errc::operation_canceled)
+                return;  // the endpoint is stopping
+            if (ec == errc::mode_mismatch) {
+                parked_.insert(ch.index());
                 return;
             }
             say("error receive ch=%u error=%s", ch.index(), ec.message().c_str());
@@ -163,6 +178,7 @@ private:
     Link& link_;
     int log_fd_;
     int exit_code_ = 0;
+    std::set<uint32_t> parked_;
 };
 
 void print_event(const LinkEvent& ev, const Link& link)
@@ -184,6 +200,9 @@ void print_event(const LinkEvent& ev, const Link& link)
         case LinkEvent::Kind::offer_refused:
             say("offer_refused reason=%u error=%s", reason_number(ev.reason),
                 ev.error.message().c_str());
+            break;
+        case LinkEvent::Kind::channel_error:
+            say("channel_error channel=%u error=%s", ev.channel, ev.error.message().c_str());
             break;
     }
 }
@@ -219,6 +238,7 @@ int run(const Options& opt)
     lo.channels = opt.channels;
     lo.keepalive_interval = std::chrono::milliseconds(opt.keepalive_ms);
     lo.dead_after = std::chrono::milliseconds(opt.dead_after_ms);
+    lo.max_message = opt.max_message;
     auto link = endpoint.add_link(lo);
     if (!link) {
         std::fprintf(stderr, "%s: link: %s\n", opt.name.c_str(), link.error().message().c_str());
@@ -241,9 +261,7 @@ int run(const Options& opt)
     return peer.exit_code();
 }
 
-}  // namespace
-
-int main(int argc, char** argv)
+int run_cli(int argc, char** argv)
 {
     Options opt;
     CLI::App app{"One end of an ISM link on the emulated fabric: verifies, logs, echoes"};
@@ -261,6 +279,9 @@ int main(int argc, char** argv)
         ->capture_default_str();
     app.add_option("--dead-after-ms", opt.dead_after_ms, "Peer dead after this much silence")
         ->check(CLI::PositiveNumber)
+        ->capture_default_str();
+    app.add_option("--max-message", opt.max_message, "Largest message taken, in bytes")
+        ->check(CLI::Range(std::size_t{1}, ism::link::kMaxMessageSize))
         ->capture_default_str();
     app.add_flag("--sink", opt.sink, "Verify and log, but do not echo");
     app.add_option("--stall", opt.stall, "Never read this channel (repeatable)")
@@ -282,4 +303,20 @@ int main(int argc, char** argv)
         }
     }
     return run(opt);
+}
+
+}  // namespace
+
+// The CLI edge, the one place that catches: an exception (out of memory, a CLI11 bug)
+// ends the program with a message instead of std::terminate.
+int main(int argc, char** argv)
+{
+    try {
+        return run_cli(argc, argv);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "%s: %s\n", "ism-link-peer", e.what());
+    } catch (...) {
+        std::fprintf(stderr, "%s: unknown exception\n", "ism-link-peer");
+    }
+    return 1;
 }

@@ -13,6 +13,8 @@
 #include <span>
 #include <vector>
 
+#include "ism/byte_order.hpp"
+
 namespace ism::link_peer {
 
 inline constexpr std::size_t kHeaderSize = 16;
@@ -33,28 +35,14 @@ inline std::byte payload_byte(uint32_t channel, uint64_t seq, std::size_t offset
     return static_cast<std::byte>(v & 0xFF);
 }
 
-inline void put_be(std::span<std::byte> out, uint64_t v) noexcept
-{
-    for (std::size_t i = out.size(); i-- > 0; v >>= 8)
-        out[i] = static_cast<std::byte>(v & 0xFF);
-}
-
-inline uint64_t get_be(std::span<const std::byte> in) noexcept
-{
-    uint64_t v = 0;
-    for (std::byte b : in)
-        v = (v << 8) | std::to_integer<uint64_t>(b);
-    return v;
-}
-
 /// A header and `payload_size` payload bytes for (channel, seq).
 inline std::vector<std::byte> make_message(uint32_t channel, uint64_t seq, std::size_t payload_size)
 {
     std::vector<std::byte> m(kHeaderSize + payload_size);
     const std::span<std::byte> s(m);
-    put_be(s.subspan(0, 4), channel);
-    put_be(s.subspan(4, 4), 0);
-    put_be(s.subspan(8, 8), seq);
+    store_be32(s, 0, channel);
+    store_be32(s, 4, 0);
+    store_be64(s, 8, seq);
     for (std::size_t i = 0; i < payload_size; ++i)
         m[kHeaderSize + i] = payload_byte(channel, seq, i);
     return m;
@@ -63,10 +51,9 @@ inline std::vector<std::byte> make_message(uint32_t channel, uint64_t seq, std::
 /// The header of `message`, if it has one with the reserved word zero.
 inline std::optional<Header> parse_header(std::span<const std::byte> message) noexcept
 {
-    if (message.size() < kHeaderSize || get_be(message.subspan(4, 4)) != 0)
+    if (message.size() < kHeaderSize || load_be32(message, 4) != 0)
         return std::nullopt;
-    return Header{static_cast<uint32_t>(get_be(message.subspan(0, 4))),
-                  get_be(message.subspan(8, 8))};
+    return Header{load_be32(message, 0), load_be64(message, 8)};
 }
 
 /// True when the payload after the header is exactly what make_message() builds.

@@ -87,6 +87,10 @@ void Peer::on_link_event(const LinkEvent& e)
             log(LogLevel::warning, "%s: the peer reset the link (reason %u)", config_.name.c_str(),
                 static_cast<unsigned>(e.reason));
             break;
+        case LinkEvent::Kind::channel_error:
+            log(LogLevel::warning, "%s: channel %u: %s", config_.name.c_str(), e.channel,
+                e.error.message().c_str());
+            break;
         case LinkEvent::Kind::offer_refused:
             log(LogLevel::warning, "%s: refused the peer's offer: %s", config_.name.c_str(),
                 e.error.message().c_str());

@@ -79,6 +79,12 @@ public:
                 return "link reset after a protocol violation";
             case errc::no_peer_channel:
                 return "the peer's end of the link has no such channel (it has fewer)";
+            case errc::message_too_large:
+                return "message larger than this side or the peer accepts (max_message)";
+            case errc::mode_mismatch:
+                return "the peer has this channel open in the other mode (message / stream)";
+            case errc::send_queue_full:
+                return "the channel's send queue is full (LinkOptions::send_queue)";
             case errc::sim_bad_name:
                 return "invalid emulated fabric or function name (1-63 characters of A-Z a-z 0-9 "
                        ". _ -)";

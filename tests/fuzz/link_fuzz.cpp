@@ -15,6 +15,7 @@
 #include <span>
 #include <vector>
 
+#include "ism/byte_order.hpp"
 #include "ism/link/link.hpp"
 
 namespace {
@@ -96,18 +97,10 @@ private:
     std::vector<std::byte> peer_ = std::vector<std::byte>(kDmbSize);
 };
 
-void put_be64(std::byte* p, uint64_t v)
-{
-    for (int i = 7; i >= 0; --i) {
-        p[i] = static_cast<std::byte>(v & 0xFF);
-        v >>= 8;
-    }
-}
-
 // The honest half of a handshake: our OFFER in, our control block into the link's DMB.
 void handshake(Link& link, FuzzPort& port, Clock::time_point now)
 {
-    const Offer offer{kPeerToken, kPeerEpoch, 1, 1, kDmbSize};
+    const Offer offer{kPeerToken, kPeerEpoch, kProtocolVersion, kProtocolVersion, kDmbSize};
     link.on_event(kEventOffer, offer.pack(), now);
     auto dmb = port.dmb();
     if (dmb.empty())
@@ -118,6 +111,11 @@ void handshake(Link& link, FuzzPort& port, Clock::time_point now)
     cb.peer_epoch = link.epoch();
     cb.ring_size = ring_size_for(kDmbSize, kChannels);
     cb.writer_token = kPeerToken;
+    cb.max_message = 64 * 1024;
+    // Channels 0 and 1 in message mode, 2 in stream mode, as the link has them: the
+    // records and bytes the fuzzer writes there are read. Channel 3 is open in the other
+    // mode than the link's (a channel error, not a reset).
+    cb.channels = ChannelSet{0b1111, 0b1100};
     cb.encode(dmb.first<kControlBlockSize>());
     link.poll(now);
 }
@@ -137,6 +135,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size)
     Channel* message = &link.open_channel(0, ChannelMode::message);
     Channel* message2 = &link.open_channel(1, ChannelMode::message);
     Channel* stream = &link.open_channel(2, ChannelMode::stream);
+    (void)link.open_channel(3, ChannelMode::message);  // the peer has it as a stream
     if (!link.start(now))
         return 0;
     handshake(link, port, now);
@@ -165,9 +164,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size)
                 const bool prod = (c & 1) != 0;
                 const uint64_t v = in.take(1) % 2 ? in.take(8) : in.take(2);
                 if (!dmb.empty())
-                    put_be64(dmb.data() + (prod ? kProducerCursorsOffset : kConsumerCursorsOffset) +
-                                 8 * (c >> 1),
-                             v);
+                    store_be64(
+                        dmb,
+                        (prod ? kProducerCursorsOffset : kConsumerCursorsOffset) + 8 * (c >> 1), v);
                 link.poll(now);
                 break;
             }

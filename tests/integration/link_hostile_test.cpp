@@ -314,6 +314,9 @@ protected:
         cb.writer_token = own_.token;
         cb.keepalive = keepalive_;
         cb.keepalive_ms = static_cast<uint32_t>(kKeepaliveEvery.count());
+        cb.max_message = static_cast<uint32_t>(kMaxMessageSize);
+        // Every channel open in message mode, as the victim has them.
+        cb.channels.open = nr_channels_ >= 32 ? ~0U : (1U << nr_channels_) - 1;
         return cb;
     }
 
@@ -783,10 +786,10 @@ TEST_F(LinkHostile, ControlBlockZeroedWhileUp)
 
 TEST_F(LinkHostile, ControlBlockWithWrongVersion)
 {
-    // During the handshake: our control block says version 2; the victim waits a couple
-    // of its ticks for it to be rewritten, then resets.
+    // During the handshake: our control block says a version the victim does not speak;
+    // it waits a couple of its ticks for it to be rewritten, then resets.
     ASSERT_NO_FATAL_FAILURE(new_own_end());
-    cb_version_ = 2;
+    cb_version_ = kProtocolVersion + 1;
     auto next_offer = Clock::now();
     ASSERT_TRUE(wait_until(
         [&] {
@@ -814,8 +817,8 @@ TEST_F(LinkHostile, OfferWithNoCommonVersion)
     ASSERT_TRUE(its_offer);
     const uint64_t victim_token = its_offer->info & kTokenMask;
     Offer o = our_offer();
-    o.min_version = 2;
-    o.max_version = 3;
+    o.min_version = kProtocolVersion + 1;
+    o.max_version = kProtocolVersion + 2;
     send_offer(o.pack());
     const auto line = expect_line("offer_refused ", 5s);
     ASSERT_TRUE(line);

@@ -7,7 +7,11 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <chrono>
 #include <cinttypes>
 #include <cstdio>
@@ -27,6 +31,7 @@
 #include <gtest/gtest.h>
 
 #include "ism/device/ism_device.hpp"
+#include "ism/link/async_channel.hpp"
 #include "ism/link/endpoint.hpp"
 #include "ism/sim/fabric.hpp"
 #include "link_peer_process.hpp"
@@ -72,6 +77,9 @@ public:
     }
     Stream(const Stream&) = delete;
     Stream& operator=(const Stream&) = delete;
+    // The endpoint outlives the streams of a test and completes what they left pending
+    // when it shuts down: those completions find the stream gone.
+    ~Stream() { *alive_ = false; }
 
     /// Issues messages up to sequence number `limit` (exclusive) as the window allows.
     void send_up_to(uint64_t limit)
@@ -121,7 +129,10 @@ private:
                               : lp::make_message(channel(), seq, payload));
         records_.push_back(Sent{channel(), seq, buf->size(), 0, {}});
         // The buffer lives in the handler, which the link keeps until the send completes.
-        ch_.async_send(*buf, [this, seq, buf](std::error_code ec) { on_sent(seq, ec); });
+        ch_.async_send(*buf, [this, alive = alive_, seq, buf](std::error_code ec) {
+            if (*alive)
+                on_sent(seq, ec);
+        });
     }
 
     void on_sent(uint64_t seq, std::error_code ec)
@@ -146,9 +157,12 @@ private:
 
     void arm()
     {
-        ch_.async_receive([this](std::error_code ec, std::vector<std::byte> message) {
-            on_echo(ec, std::move(message));
-        });
+        ch_.async_receive(
+            [this, alive = alive_](std::error_code ec, std::vector<std::byte> message) {
+                if (!*alive)
+                    return;
+                on_echo(ec, std::move(message));
+            });
     }
 
     void on_echo(std::error_code ec, std::vector<std::byte> message)
@@ -214,6 +228,7 @@ private:
     bool stopped_ = true;
     uint64_t limit_ = 0;
     std::deque<Sent> records_;  // by sequence number
+    std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
     uint64_t completed_ = 0;
     uint64_t succeeded_ = 0;
     uint64_t next_completion_ = 0;
@@ -749,6 +764,98 @@ protected:
 TEST_F(LinkPairGidEvents, KillNineMidTransferThenRecovery)
 {
     kill_nine_mid_transfer_then_recovery();
+}
+
+TEST_F(LinkPair, LimitsAndModesTheSidesDisagreeOnFailLocallyNotTheLink)
+{
+    // The peer takes messages of at most 2000 bytes and has every channel open in
+    // message mode; we open channel 1 in stream mode. Neither is a reason to reset.
+    Link& link = start_link();
+    std::vector<LinkEvent> events;
+    link.set_event_handler([&](const LinkEvent& e) { events.push_back(e); });
+    auto& peer = start_peer({"--max-message", "2000"});
+    ASSERT_TRUE(run_until([&] { return link.up(); }, 10s)) << peer.transcript();
+    Channel& stream = link.open_channel(1, ChannelMode::stream);
+    const auto mismatch = [&] {
+        return std::any_of(events.begin(), events.end(), [](const LinkEvent& e) {
+            return e.kind == LinkEvent::Kind::channel_error && e.channel == 1 &&
+                   e.error == errc::mode_mismatch;
+        });
+    };
+    ASSERT_TRUE(run_until(mismatch, 5s)) << peer.transcript();
+    ASSERT_TRUE(peer.wait_line("channel_error channel=1 ", 5s, pump())) << peer.transcript();
+    std::optional<std::error_code> streamed;
+    const std::vector<std::byte> bytes(100, std::byte{1});
+    stream.async_send(bytes, [&](std::error_code ec) { streamed = ec; });
+    ASSERT_TRUE(run_until([&] { return streamed.has_value(); }, 5s));
+    EXPECT_EQ(*streamed, errc::mode_mismatch);
+
+    Channel& ch = open(0);
+    std::optional<std::error_code> big;
+    std::vector<std::byte> too_big(2001);
+    ch.async_send(too_big, [&](std::error_code ec) { big = ec; });
+    ASSERT_TRUE(run_until([&] { return big.has_value(); }, 5s));
+    EXPECT_EQ(*big, errc::message_too_large);
+    // What fits goes through, echoed back.
+    auto streams = std::vector<std::unique_ptr<Stream>>{};
+    streams.push_back(std::make_unique<Stream>(
+        ch, [](uint64_t seq) { return std::size_t{seq * 37 % (2001 - lp::kHeaderSize)}; }, 4,
+        true));
+    ASSERT_NO_FATAL_FAILURE(exchange(streams, 100));
+    EXPECT_EQ(link.ups(), 1U);
+    EXPECT_FALSE(peer.printed("reset_sent")) << peer.transcript();
+    EXPECT_FALSE(peer.printed("down")) << peer.transcript();
+    EXPECT_EQ(describe_status(stop_peer(peer, SIGTERM)), "exited with 0") << peer.transcript();
+}
+
+TEST_F(LinkPair, ACoroutineEchoesThenStopTellsThePeerAtOnce)
+{
+    // Our end as a service would run it: AsyncChannel in a coroutine, messages echoed
+    // into one buffer. Then Endpoint::stop(): the pending receive completes with
+    // operation_canceled and the peer learns of it from RESET (reason 7), long before
+    // its dead_after of 30 s.
+    Link& link = start_link();
+    auto& peer = start_peer({"--dead-after-ms", "30000", "--keepalive-ms", "1000"});
+    ASSERT_TRUE(run_until([&] { return link.up(); }, 10s)) << peer.transcript();
+    AsyncChannel ch(link.open_channel(2, ChannelMode::message), io_.get_executor());
+    int echoed = 0;
+    std::optional<std::error_code> last;
+    boost::asio::co_spawn(
+        io_,
+        [&]() -> boost::asio::awaitable<void> {
+            using boost::asio::as_tuple;
+            using boost::asio::use_awaitable;
+            std::vector<std::byte> buffer(64 * 1024);
+            for (uint64_t seq = 0;; ++seq) {
+                const auto m = lp::make_message(2, seq, seq * 997 % 40000);
+                if (seq < 50) {
+                    auto [sent] = co_await ch.async_write(m, as_tuple(use_awaitable));
+                    if (sent) {
+                        last = sent;
+                        co_return;
+                    }
+                }
+                auto [ec, n] =
+                    co_await ch.async_receive(std::span(buffer), as_tuple(use_awaitable));
+                if (ec) {
+                    last = ec;
+                    co_return;
+                }
+                if (n == m.size() && std::equal(m.begin(), m.end(), buffer.begin()))
+                    ++echoed;
+            }
+        },
+        boost::asio::detached);
+    ASSERT_TRUE(run_until([&] { return echoed == 50; }, 10s)) << echoed << peer.transcript();
+    EXPECT_FALSE(last.has_value());
+    const auto t0 = Clock::now();
+    endpoint_->stop();
+    ASSERT_TRUE(run_until([&] { return last.has_value(); }, 2s));
+    EXPECT_EQ(*last, std::errc::operation_canceled);
+    ASSERT_TRUE(peer.wait_line("reset_received reason=7", 5s, pump())) << peer.transcript();
+    EXPECT_LT(Clock::now() - t0, 5s);
+    EXPECT_FALSE(peer.printed("error")) << peer.transcript();
+    EXPECT_EQ(describe_status(stop_peer(peer, SIGTERM)), "exited with 0") << peer.transcript();
 }
 
 TEST_F(LinkPair, BothSidesStartAtOnce)

@@ -34,7 +34,7 @@ enum class errc {
     bad_response,    // the command area answered with a malformed response
     bad_argument,    // the caller asked for something the device cannot do
     dmb_limit,       // DMB count or size limit reached
-    // Device return codes (project-defined table in ism/device/return_codes.hpp)
+    // Device return codes (project-defined table in ism/return_codes.hpp)
     hw_rejected,     // the device refused a command with an unknown code
     hw_no_response,  // no valid response (0xFFFF)
     hw_unknown_command,
@@ -56,6 +56,9 @@ enum class errc {
     bad_record,         // a message record in a ring is malformed
     link_reset,         // the link was reset after a protocol violation
     no_peer_channel,    // the peer's end of the link has fewer channels than this index
+    message_too_large,  // larger than this side's or the peer's max_message
+    mode_mismatch,      // the peer has this channel open in the other mode
+    send_queue_full,    // the channel already holds LinkOptions::send_queue sends
     // Emulated device (sim)
     sim_bad_name,         // fabric or function name empty, too long or with bad characters
     sim_fabric_full,      // no free function slot on the emulated fabric

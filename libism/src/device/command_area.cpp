@@ -8,8 +8,9 @@
 
 #include <algorithm>
 
-#include "ism/device/return_codes.hpp"
+#include "ism/return_codes.hpp"
 #include "device/regs.hpp"
+#include "ism/byte_order.hpp"
 
 namespace ism::device {
 namespace {
@@ -60,21 +61,21 @@ Result<std::vector<std::byte>> IsmDevice::command(uint32_t cmd, std::span<const 
             return tl::unexpected(r.error());
     }
     std::byte header[kCmdHeaderSize]{};
-    put_be32(header, 0, cmd);
-    put_be16(header, 6, static_cast<uint16_t>(request_len));
+    store_be32(header, 0, cmd);
+    store_be16(header, 6, static_cast<uint16_t>(request_len));
     if (auto r = file_->write(bar2_.offset, header); !r)
         return tl::unexpected(r.error());
 
     // A load that fails leaves the sentinel, as in Linux: "no valid response".
     std::byte response[kCmdHeaderSize]{};
-    put_be16(response, 4, kRcNoResponse);
+    store_be16(response, 4, kRcNoResponse);
     if (auto r = file_->read(bar2_.offset, response); !r)
         return tl::unexpected(r.error());
-    const uint16_t ret = get_be16(response, 4);
+    const uint16_t ret = load_be16(response, 4);
     if (ret != kRcSuccess)
         return fail(map_return_code(ret));
 
-    const uint16_t response_len = get_be16(response, 6);
+    const uint16_t response_len = load_be16(response, 6);
     if (response_len < kCmdHeaderSize || response_len > bar2_.size)
         return fail(errc::bad_response);
     std::vector<std::byte> out(std::min<std::size_t>(response_len - kCmdHeaderSize, max_response));
@@ -97,34 +98,34 @@ Result<QueryInfo> IsmDevice::query_info()
     const std::span<const std::byte> p(*r);
     auto at = [](std::size_t off) { return off - kCmdHeaderSize; };
     QueryInfo info;
-    info.version = get_be32(p, at(8));
-    info.max_len = get_be32(p, at(12));
-    info.ism_state = get_be64(p, at(16));
-    info.my_gid = get_be64(p, at(24));
-    info.sba = get_be64(p, at(32));
-    info.ieq = get_be64(p, at(40));
-    info.ieq_len = get_be32(p, at(48));
-    info.dmbs_owned = get_be32(p, at(56));
-    info.dmbs_used = get_be32(p, at(60));
-    info.vlan_required = get_be32(p, at(64));
-    info.vlan_nr_ids = get_be32(p, at(68));
+    info.version = load_be32(p, at(8));
+    info.max_len = load_be32(p, at(12));
+    info.ism_state = load_be64(p, at(16));
+    info.my_gid = load_be64(p, at(24));
+    info.sba = load_be64(p, at(32));
+    info.ieq = load_be64(p, at(40));
+    info.ieq_len = load_be32(p, at(48));
+    info.dmbs_owned = load_be32(p, at(56));
+    info.dmbs_used = load_be32(p, at(60));
+    info.vlan_required = load_be32(p, at(64));
+    info.vlan_nr_ids = load_be32(p, at(68));
     return info;
 }
 
 Result<void> IsmDevice::query_rgid(uint64_t rgid)
 {
     std::byte payload[16]{};
-    regs::put_be64(payload, 0, rgid);  // rgid @8; vlan_valid @16 and vlan_id @20 stay 0
+    store_be64(payload, 0, rgid);  // rgid @8; vlan_valid @16 and vlan_id @20 stay 0
     return command_ok(regs::kCmdQueryRgid, payload);
 }
 
 Result<void> IsmDevice::signal_event(uint64_t rgid, uint32_t code, uint64_t info, bool trigger_irq)
 {
     std::byte payload[24]{};
-    regs::put_be64(payload, 0, rgid);                   // @8
-    regs::put_be32(payload, 8, trigger_irq ? 1U : 0U);  // @16
-    regs::put_be32(payload, 12, code);                  // @20
-    regs::put_be64(payload, 16, info);                  // @24
+    store_be64(payload, 0, rgid);                   // @8
+    store_be32(payload, 8, trigger_irq ? 1U : 0U);  // @16
+    store_be32(payload, 12, code);                  // @20
+    store_be64(payload, 16, info);                  // @24
     return command_ok(regs::kCmdSignalIeq, payload);
 }
 

@@ -16,6 +16,7 @@
 #include <cstring>
 
 #include "device/regs.hpp"
+#include "ism/byte_order.hpp"
 
 namespace ism::device {
 namespace {
@@ -32,7 +33,7 @@ uint16_t take_be16(std::byte* p)
                              .exchange(0, std::memory_order_acq_rel);
     std::byte bytes[2];
     std::memcpy(bytes, &raw, sizeof(bytes));
-    return regs::get_be16(bytes, 0);
+    return load_be16(bytes, 0);
 }
 
 }  // namespace
@@ -95,11 +96,11 @@ void IsmDevice::drain_event_queue(InterruptReport& report)
         std::byte entry[kIeqEntrySize];
         std::memcpy(entry, ieq + kIeqHeaderSize + next * kIeqEntrySize, sizeof(entry));
         Event ev;
-        ev.type = get_be32(entry, 0);
-        ev.code = get_be32(entry, 4);
-        ev.tok = get_be64(entry, 8);
-        ev.time = get_be64(entry, 16);
-        ev.info = get_be64(entry, 24);
+        ev.type = load_be32(entry, 0);
+        ev.code = load_be32(entry, 4);
+        ev.tok = load_be64(entry, 8);
+        ev.time = load_be64(entry, 16);
+        ev.info = load_be64(entry, 24);
         report.events.push_back(ev);
     }
 }

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "device/regs.hpp"
+#include "ism/byte_order.hpp"
 
 namespace ism::device {
 namespace {
@@ -109,7 +110,7 @@ Result<void> IsmDevice::init(const DeviceOptions& options)
         return tl::unexpected(sba.error());
     sba_ = std::move(*sba);
     std::byte payload[16]{};
-    put_be64(payload, 0, sba_iova_);
+    store_be64(payload, 0, sba_iova_);
     if (auto r = command_ok(kCmdRegSba, std::span(payload, 8)); !r)
         return r;
     sba_registered_ = true;
@@ -118,8 +119,8 @@ Result<void> IsmDevice::init(const DeviceOptions& options)
     if (!ieq)
         return tl::unexpected(ieq.error());
     ieq_ = std::move(*ieq);
-    put_be64(payload, 0, ieq_iova_);
-    put_be64(payload, 8, kIeqLength);
+    store_be64(payload, 0, ieq_iova_);
+    store_be64(payload, 8, kIeqLength);
     if (auto r = command_ok(kCmdRegIeq, payload); !r)
         return r;
     ieq_registered_ = true;
@@ -131,11 +132,11 @@ Result<void> IsmDevice::init(const DeviceOptions& options)
         return tl::unexpected(gid.error());
     if (gid->size() != 8)
         return fail(errc::bad_response);
-    gid_ = get_be64(*gid, 0);
+    gid_ = load_be64(*gid, 0);
 
     // Registering the reserved VLAN id succeeds only on ISMv2-capable hardware; the
     // answer is informational, so a refusal is not an error.
-    put_be64(payload, 0, kIsmV2ProbeVlan);
+    store_be64(payload, 0, kIsmV2ProbeVlan);
     ismv2_ = command_ok(kCmdAddVlanId, std::span(payload, 8)).has_value();
     return {};
 }
@@ -147,11 +148,11 @@ void IsmDevice::shutdown() noexcept
     // what is registered.
     std::byte payload[8]{};
     for (auto& [token, dmb] : dmbs_) {
-        put_be64(payload, 0, token);
+        store_be64(payload, 0, token);
         (void)command_ok(kCmdUnregDmb, payload);
     }
     if (ismv2_) {
-        put_be64(payload, 0, kIsmV2ProbeVlan);
+        store_be64(payload, 0, kIsmV2ProbeVlan);
         (void)command_ok(kCmdDelVlanId, payload);
         ismv2_ = false;
     }
@@ -242,17 +243,17 @@ Result<Dmb> IsmDevice::register_dmb(std::size_t len, uint64_t rgid, uint32_t sba
     }
 
     std::byte payload[32]{};
-    put_be64(payload, 0, *iova);                       // dmb @8
-    put_be32(payload, 8, static_cast<uint32_t>(len));  // dmb_len @16
-    put_be32(payload, 12, sba_idx);                    // sba_idx @20
-    put_be64(payload, 24, rgid);                       // rgid @32 (no VLAN)
+    store_be64(payload, 0, *iova);                       // dmb @8
+    store_be32(payload, 8, static_cast<uint32_t>(len));  // dmb_len @16
+    store_be32(payload, 12, sba_idx);                    // sba_idx @20
+    store_be64(payload, 24, rgid);                       // rgid @32 (no VLAN)
     auto resp = command(kCmdRegDmb, payload, 8);
     if (!resp || resp->size() != 8) {
         (void)file_->unmap_dma(*iova, (*mem)->size());
         iova_used_.erase(*iova);
         return resp ? fail(errc::bad_response) : tl::unexpected(resp.error());
     }
-    const uint64_t token = get_be64(*resp, 0);
+    const uint64_t token = load_be64(*resp, 0);
 
     DmbRecord rec{std::move(*mem), *iova, len, sba_idx, rgid};
     Dmb view{token, sba_idx, rgid, *iova, rec.memory->bytes().first(len)};
@@ -267,7 +268,7 @@ Result<void> IsmDevice::unregister_dmb(uint64_t token)
     if (it == dmbs_.end())
         return fail(errc::bad_argument);
     std::byte payload[8]{};
-    regs::put_be64(payload, 0, token);
+    store_be64(payload, 0, token);
     auto r = command_ok(regs::kCmdUnregDmb, payload);
     // The memory goes only after the device stopped accepting stores into it (or no
     // longer answers, as Linux assumes for 0xFFFF).

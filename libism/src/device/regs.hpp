@@ -2,9 +2,8 @@
 // ISM device register and memory layouts (private to the device layer).
 //
 // Everything the device reads or writes (command area, SBA, event queue) is big-endian,
-// as on s390. These helpers read and write those layouts byte by byte, so that the same
-// code is right on s390x and on little-endian hosts; no host struct is ever cast onto
-// device memory. Offsets are from ism-device.md sections 1.3-1.8.
+// as on s390, and is read and written byte by byte with ism/byte_order.hpp; no host struct
+// is ever cast onto device memory. Offsets and codes: docs/hardware.md sections 1.3-1.8.
 #pragma once
 
 #include <atomic>
@@ -12,6 +11,8 @@
 #include <cstdint>
 #include <cstring>
 #include <span>
+
+#include "ism/byte_order.hpp"
 
 namespace ism::device::regs {
 
@@ -58,46 +59,6 @@ inline constexpr uint64_t kDmbOffsetLimit = uint64_t{1} << 23;
 inline constexpr uint64_t kTokenLowMask = 0xFFFF'FFFFULL;
 inline constexpr uint64_t kBar0Size = uint64_t{1} << 48;
 
-inline uint64_t get_be(std::span<const std::byte> b, std::size_t off, std::size_t n)
-{
-    uint64_t v = 0;
-    for (std::size_t i = 0; i < n; ++i)
-        v = (v << 8) | std::to_integer<uint64_t>(b[off + i]);
-    return v;
-}
-
-inline uint16_t get_be16(std::span<const std::byte> b, std::size_t off)
-{
-    return static_cast<uint16_t>(get_be(b, off, 2));
-}
-inline uint32_t get_be32(std::span<const std::byte> b, std::size_t off)
-{
-    return static_cast<uint32_t>(get_be(b, off, 4));
-}
-inline uint64_t get_be64(std::span<const std::byte> b, std::size_t off)
-{
-    return get_be(b, off, 8);
-}
-
-inline void put_be(std::span<std::byte> b, std::size_t off, std::size_t n, uint64_t v)
-{
-    for (std::size_t i = 0; i < n; ++i)
-        b[off + i] = static_cast<std::byte>((v >> (8 * (n - 1 - i))) & 0xFF);
-}
-
-inline void put_be16(std::span<std::byte> b, std::size_t off, uint16_t v)
-{
-    put_be(b, off, 2, v);
-}
-inline void put_be32(std::span<std::byte> b, std::size_t off, uint32_t v)
-{
-    put_be(b, off, 4, v);
-}
-inline void put_be64(std::span<std::byte> b, std::size_t off, uint64_t v)
-{
-    put_be(b, off, 8, v);
-}
-
 /// Loads 8 bytes of device memory in one access and returns them as a big-endian value.
 /// The device writes such fields whole; one access keeps them from tearing under us.
 inline uint64_t load_be64_atomic(std::byte* p)
@@ -106,7 +67,7 @@ inline uint64_t load_be64_atomic(std::byte* p)
         std::atomic_ref<uint64_t>(*reinterpret_cast<uint64_t*>(p)).load(std::memory_order_acquire);
     std::byte bytes[8];
     std::memcpy(bytes, &raw, sizeof(bytes));
-    return get_be64(bytes, 0);
+    return load_be64(bytes, 0);
 }
 
 }  // namespace ism::device::regs

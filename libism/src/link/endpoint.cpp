@@ -91,6 +91,10 @@ Endpoint::~Endpoint()
 
 void Endpoint::stop()
 {
+    // Every link closes its end: pending operations complete with operation_canceled
+    // (their handlers posted, not run here), the peer gets RESET, the DMBs go.
+    for (auto& e : entries_)
+        e.link->shutdown();
     stopped_ = true;
     boost::system::error_code ignored;
     irq_.cancel(ignored);

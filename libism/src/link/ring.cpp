@@ -47,7 +47,7 @@ uint64_t RxRing::publish() noexcept
 
 Result<void> TxRing::update_consumer(uint64_t cons)
 {
-    if (cons < cons_ || cons > prod_)
+    if (cons < cons_ || cons > published_)
         return fail(errc::bad_cursor);
     cons_ = cons;
     return {};

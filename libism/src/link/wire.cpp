@@ -4,17 +4,10 @@
 #include <algorithm>
 #include <bit>
 
-#include "device/regs.hpp"
+#include "ism/byte_order.hpp"
 
 namespace ism::link {
 namespace {
-
-using device::regs::get_be16;
-using device::regs::get_be32;
-using device::regs::get_be64;
-using device::regs::put_be16;
-using device::regs::put_be32;
-using device::regs::put_be64;
 
 constexpr uint64_t kTokenFieldMask = 0x0000'FFFF'0000'0000ULL;
 
@@ -74,41 +67,60 @@ uint32_t ring_size_for(std::size_t dmb_size, uint32_t nr_channels) noexcept
 void ControlBlock::encode(std::span<std::byte, kControlBlockSize> out) const noexcept
 {
     std::fill(out.begin(), out.end(), std::byte{0});
-    put_be32(out, 0, kControlMagic);
+    store_be32(out, 0, kControlMagic);
     out[4] = std::byte{version};
     out[5] = std::byte{nr_channels};
-    put_be16(out, 6, writer_epoch);
-    put_be16(out, 8, peer_epoch);
-    put_be32(out, 12, ring_size);
-    put_be64(out, 16, writer_token);
-    put_be64(out, 24, keepalive);
-    put_be32(out, 32, keepalive_ms);
+    store_be16(out, 6, writer_epoch);
+    store_be16(out, 8, peer_epoch);
+    store_be32(out, 12, ring_size);
+    store_be64(out, 16, writer_token);
+    store_be64(out, kKeepaliveOffset, keepalive);
+    store_be32(out, 32, keepalive_ms);
+    store_be32(out, 36, max_message);
+    store_be64(out, ChannelSet::kOffset, channels.pack());
+}
+
+Result<ChannelSet> ChannelSet::unpack(uint64_t word, uint32_t nr_channels)
+{
+    ChannelSet set;
+    set.open = static_cast<uint32_t>(word >> 32);
+    set.stream = static_cast<uint32_t>(word);
+    const uint32_t valid = nr_channels >= 32 ? ~uint32_t{0} : (uint32_t{1} << nr_channels) - 1;
+    if ((set.stream & ~set.open) != 0 || (set.open & ~valid) != 0)
+        return fail(errc::bad_control_block);
+    return set;
 }
 
 Result<ControlBlock> ControlBlock::parse(std::span<const std::byte, kControlBlockSize> in,
                                          std::size_t dmb_size)
 {
-    if (get_be32(in, 0) != kControlMagic)
+    if (load_be32(in, 0) != kControlMagic)
         return fail(errc::bad_control_block);
     ControlBlock cb;
     cb.version = std::to_integer<uint8_t>(in[4]);
     if (cb.version != kProtocolVersion)
         return fail(errc::proto_version);
     cb.nr_channels = std::to_integer<uint8_t>(in[5]);
-    cb.writer_epoch = get_be16(in, 6);
-    cb.peer_epoch = get_be16(in, 8);
-    cb.ring_size = get_be32(in, 12);
-    cb.writer_token = get_be64(in, 16);
-    cb.keepalive = get_be64(in, 24);
-    cb.keepalive_ms = get_be32(in, 32);
-    const bool reserved_clear = all_zero(in.subspan(10, 2)) && all_zero(in.subspan(36, 28));
+    cb.writer_epoch = load_be16(in, 6);
+    cb.peer_epoch = load_be16(in, 8);
+    cb.ring_size = load_be32(in, 12);
+    cb.writer_token = load_be64(in, 16);
+    cb.keepalive = load_be64(in, kKeepaliveOffset);
+    cb.keepalive_ms = load_be32(in, 32);
+    cb.max_message = load_be32(in, 36);
+    const bool reserved_clear = all_zero(in.subspan(10, 2)) && all_zero(in.subspan(48, 16));
     const bool geometry_fits =
         uint64_t{cb.nr_channels} * cb.ring_size + kRingAreaOffset <= dmb_size;
     if (!reserved_clear || cb.nr_channels == 0 || cb.nr_channels > kMaxChannels ||
         cb.ring_size < kMinRingSize || cb.ring_size % kRingAlign != 0 || !geometry_fits ||
         cb.writer_epoch == 0 || !token_form(cb.writer_token) || cb.keepalive_ms == 0 ||
-        cb.keepalive_ms > kMaxKeepaliveMs)
+        cb.keepalive_ms > kMaxKeepaliveMs || cb.max_message == 0 ||
+        cb.max_message > kMaxMessageSize)
         return fail(errc::bad_control_block);
+    auto channels = ChannelSet::unpack(load_be64(in, ChannelSet::kOffset), cb.nr_channels);
+    if (!channels)
+        return tl::unexpected(channels.error());
+    cb.channels = *channels;
     return cb;
 }
 
@@ -120,7 +132,7 @@ std::size_t RecordHeader::footprint() const noexcept
 void RecordHeader::encode(std::span<std::byte, kRecordHeaderSize> out) const noexcept
 {
     std::fill(out.begin(), out.end(), std::byte{0});
-    put_be32(out, 0, length);
+    store_be32(out, 0, length);
     out[4] = std::byte{flags};
 }
 
@@ -128,7 +140,7 @@ Result<RecordHeader> RecordHeader::parse(std::span<const std::byte, kRecordHeade
                                          uint32_t ring_size)
 {
     RecordHeader h;
-    h.length = get_be32(in, 0);
+    h.length = load_be32(in, 0);
     h.flags = std::to_integer<uint8_t>(in[4]);
     if (!all_zero(in.subspan(5, 3)) || (h.flags & ~(kRecordFirst | kRecordLast)) != 0)
         return fail(errc::bad_record);

@@ -1,6 +1,13 @@
 // SPDX-License-Identifier: MIT
 // Big-endian access to device structures, written for the emulated device alone.
 //
+// This is a second copy of what ism/byte_order.hpp does, kept on purpose. The emulated
+// device stands in for the hardware in every test of the device layer and the link; if it
+// shared the device layer's helpers, a byte-order mistake there would be made the same
+// way on both sides of the command area and pass every test. Written separately from
+// docs/hardware.md, the sim disagrees with such a mistake instead. Do not replace it with
+// ism/byte_order.hpp, and do not include it outside libism/src/sim.
+//
 // The command area, the SBA and the event queue are big-endian, as on s390. Plain loads
 // and stores go byte by byte; stores into memory another process reads concurrently
 // (SBA, event queue, DMBs) go through std::atomic_ref on naturally aligned words whose

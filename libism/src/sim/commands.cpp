@@ -2,20 +2,18 @@
 // The command area (BAR2): decoding a request, executing it, writing the response.
 //
 // Request {be32 cmd, be16 reserved, be16 len} at offset 0, payload from offset 8; the
-// response {be32 cmd, be16 ret, be16 len} replaces it, payload from offset 8 (ism-device.md
-// 1.3, 1.4). Return codes are the project's table in ism/device/return_codes.hpp.
+// response {be32 cmd, be16 ret, be16 len} replaces it, payload from offset 8 (docs/hardware.md
+// 1.3, 1.4). Return codes are the project's table in ism/return_codes.hpp.
 #include "sim/commands.hpp"
 
 #include <atomic>
 #include <cstring>
 
-#include "ism/device/return_codes.hpp"
+#include "ism/return_codes.hpp"
 #include "sim/byte_order.hpp"
 
 namespace ism::sim::detail {
 namespace {
-
-using namespace ism::device;
 
 enum Command : uint32_t {
     kRegSba = 0x01,

@@ -13,6 +13,8 @@ namespace {
 
 class SimDmaMemory final : public vfio::DmaMemory {
 public:
+    SimDmaMemory(const SimDmaMemory&) = delete;
+    SimDmaMemory& operator=(const SimDmaMemory&) = delete;
     SimDmaMemory(std::shared_ptr<DmaArena> arena, std::byte* data, uint64_t off, uint64_t size)
         : DmaMemory(data, size), arena_(std::move(arena)), off_(off)
     {

@@ -54,6 +54,8 @@ private:
 /// The fabric lock: an OFD write lock on byte 0, released by the kernel if the holder dies.
 class FabricLock {
 public:
+    FabricLock(const FabricLock&) = delete;
+    FabricLock& operator=(const FabricLock&) = delete;
     static Result<FabricLock> acquire(int fd);
     FabricLock(FabricLock&& other) noexcept;
     FabricLock& operator=(FabricLock&&) = delete;

@@ -60,8 +60,7 @@ Result<void> revoke_dmb(std::string_view fabric, uint64_t owner_gid, uint64_t to
         return tl::unexpected(fabric_lock.error());
     SlotLock lock((*map)->slot(*slot));
     Slot& s = (*map)->slot(*slot);
-    for (uint32_t k = 0; k < kMaxDmbEntries; ++k) {
-        DmbEntry& d = s.dmbs[k];
+    for (DmbEntry& d : s.dmbs) {
         if (d.state != kDmbRegistered || d.token != token)
             continue;
         // Stores look the token up first and re-check the entry under this slot lock, so

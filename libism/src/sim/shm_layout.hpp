@@ -98,7 +98,7 @@ inline constexpr uint32_t kFabricMagic = 0x4953'4D46;  // "ISMF", big-endian: th
 inline constexpr uint32_t kLayoutVersion = 2;
 inline constexpr uint64_t kPageSize = 4096;
 
-// SBA and event queue geometry (ism-device.md 1.7, 1.8).
+// SBA and event queue geometry (docs/hardware.md 1.7, 1.8).
 inline constexpr uint32_t kSbaBits = 1920;
 inline constexpr uint32_t kFirstSbaIdx = 32;  // Linux never uses the first u32 word
 inline constexpr uint64_t kSbaSize = 4096;

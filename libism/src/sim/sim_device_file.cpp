@@ -48,6 +48,8 @@ void put_le(std::span<std::byte> b, std::size_t off, std::size_t n, uint64_t v)
 
 class SimDeviceFile final : public vfio::DeviceFile {
 public:
+    SimDeviceFile(const SimDeviceFile&) = delete;
+    SimDeviceFile& operator=(const SimDeviceFile&) = delete;
     SimDeviceFile(std::shared_ptr<FabricMap> map, uint32_t slot, uint64_t gid, FunctionOptions opts,
                   UniqueFd irq_sock)
         : map_(std::move(map)),

@@ -2,7 +2,7 @@
 // BAR0 stores: the driver's shape checks, the decode of the store address, the checks the
 // "hardware" makes before it lets data into a DMB, and the copy itself.
 //
-// Store address (ism-device.md 1.6): token (bits 32..47) | dmbe_idx << 24 | sf << 23 |
+// Store address (docs/hardware.md 1.6): token (bits 32..47) | dmbe_idx << 24 | sf << 23 |
 // dmb_offset (bits 0..22). Failures surface as the ism_vfio_pci driver reports them:
 // EINVAL for what the driver refuses before issuing PCISTB (too long, crossing 4 KiB,
 // outside the BAR), EIO for a store the function refuses (a failed PCISTB).

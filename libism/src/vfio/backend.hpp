@@ -49,11 +49,11 @@ struct OpenedDevice {
     SysFd device;  // declared last: destroyed first
 };
 
-/// Legacy flow (ism-device.md 3.1): container, group, SET_IOMMU, GET_DEVICE_FD.
+/// Legacy flow (docs/hardware.md 3.1): container, group, SET_IOMMU, GET_DEVICE_FD.
 Result<OpenedDevice> open_with_container(Sys& sys, const PciFunction& fn,
                                          const std::string& dev_root);
 
-/// iommufd flow (ism-device.md 3.2): cdev, BIND_IOMMUFD, IOAS_ALLOC, ATTACH.
+/// iommufd flow (docs/hardware.md 3.2): cdev, BIND_IOMMUFD, IOAS_ALLOC, ATTACH.
 Result<OpenedDevice> open_with_iommufd(Sys& sys, const PciFunction& fn,
                                        const std::string& dev_root);
 

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// The legacy VFIO flow: /dev/vfio/vfio container + /dev/vfio/<group> (ism-device.md 3.1).
+// The legacy VFIO flow: /dev/vfio/vfio container + /dev/vfio/<group> (docs/hardware.md 3.1).
 #include <fcntl.h>
 
 #include <cstring>
@@ -18,6 +18,8 @@ constexpr std::size_t kIovaRangesOffset = 16;  // after header, nr_iovas, reserv
 
 class ContainerBackend final : public IommuBackend {
 public:
+    ContainerBackend(const ContainerBackend&) = delete;
+    ContainerBackend& operator=(const ContainerBackend&) = delete;
     ContainerBackend(Sys& sys, SysFd container, SysFd group)
         : sys_(sys), container_(std::move(container)), group_(std::move(group))
     {
@@ -114,7 +116,7 @@ Result<void> ContainerBackend::read_iova_windows()
     return {};
 }
 
-/// TYPE1v2 if the container offers it, else TYPE1 (ism-device.md 3.1 step 3).
+/// TYPE1v2 if the container offers it, else TYPE1 (docs/hardware.md 3.1).
 Result<unsigned long> pick_iommu_type(Sys& sys, int container)
 {
     auto version = sys.ioctl_value(container, uapi::kGetApiVersion, 0);

@@ -12,6 +12,8 @@ namespace {
 
 class VfioDmaMemory final : public DmaMemory {
 public:
+    VfioDmaMemory(const VfioDmaMemory&) = delete;
+    VfioDmaMemory& operator=(const VfioDmaMemory&) = delete;
     VfioDmaMemory(Sys& sys, std::byte* data, std::size_t size) noexcept
         : DmaMemory(data, size), sys_(sys)
     {

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// The iommufd flow: /dev/vfio/devices/vfioN bound to /dev/iommu (ism-device.md 3.2).
+// The iommufd flow: /dev/vfio/devices/vfioN bound to /dev/iommu (docs/hardware.md 3.2).
 #include <fcntl.h>
 
 #include <algorithm>
@@ -16,6 +16,8 @@ constexpr uint32_t kMaxIovaRanges = 1024;
 
 class IommufdBackend final : public IommuBackend {
 public:
+    IommufdBackend(const IommufdBackend&) = delete;
+    IommufdBackend& operator=(const IommufdBackend&) = delete;
     IommufdBackend(Sys& sys, SysFd iommufd) : sys_(sys), iommufd_(std::move(iommufd)) {}
     ~IommufdBackend() override
     {

@@ -115,7 +115,7 @@ public:
         if (fd < 0)
             return fail_errno();
         std::string text(kMaxSysfsFile, '\0');
-        ssize_t n;
+        ssize_t n = 0;
         do {
             n = ::read(fd, text.data(), text.size());
         } while (n < 0 && errno == EINTR);

@@ -9,7 +9,7 @@
 //
 // Debian 12's linux-libc-dev (6.1) predates the vfio cdev (6.6) and ships no
 // <linux/iommufd.h>; the missing structs are declared below with the layouts of
-// ism-device.md section 3.2, and checked against the real header when it is present.
+// docs/hardware.md section 3.2, and checked against the real header when it is present.
 #pragma once
 
 #include <cstddef>
@@ -78,7 +78,7 @@ inline constexpr std::size_t kDeviceInfoCapOffset = 16;
 inline constexpr std::size_t kCapHeaderSize = 8;
 inline constexpr std::size_t kIrqSetHeaderSize = 20;
 
-// vfio cdev and iommufd structs (ism-device.md 3.2): used when the header lacks them.
+// vfio cdev and iommufd structs (docs/hardware.md 3.2): used when the header lacks them.
 struct BindIommufd {
     uint32_t argsz;
     uint32_t flags;
@@ -139,7 +139,7 @@ static_assert(sizeof(IoasMap) == 40 && offsetof(IoasMap, user_va) == 16);
 static_assert(offsetof(IoasMap, length) == 24 && offsetof(IoasMap, iova) == 32);
 static_assert(sizeof(IoasUnmap) == 24 && offsetof(IoasUnmap, iova) == 8);
 
-// Layouts of ism-device.md section 3, checked against the installed kernel headers.
+// Layouts of docs/hardware.md section 3, checked against the installed kernel headers.
 static_assert(sizeof(vfio_info_cap_header) == kCapHeaderSize);
 static_assert(offsetof(vfio_device_info, cap_offset) == kDeviceInfoCapOffset);
 static_assert(sizeof(vfio_device_info) == 20 || sizeof(vfio_device_info) == kDeviceInfoSize);

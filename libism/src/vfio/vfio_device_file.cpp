@@ -44,7 +44,7 @@ VfioDeviceFile::VfioDeviceFile(Sys& sys, std::string bdf, OpenedDevice opened)
 
 VfioDeviceFile::~VfioDeviceFile()
 {
-    // Teardown order (ism-device.md 3.4): the interrupt first, then the DMA mappings the
+    // Teardown order (docs/hardware.md 3.4): the interrupt first, then the DMA mappings the
     // device layer has already unregistered, then the device fd, then the IOMMU objects.
     (void)disable_msi();
     irq_.reset();

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// The s390 zPCI capabilities of VFIO_DEVICE_GET_INFO (ism-device.md 3.6).
+// The s390 zPCI capabilities of VFIO_DEVICE_GET_INFO (docs/hardware.md 3.6).
 #include <algorithm>
 
 #include "ism/vfio/vfio_device_file.hpp"

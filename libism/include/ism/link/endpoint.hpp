@@ -40,9 +40,11 @@ public:
     /// Creates the link to `options.peer_gid` and starts its handshake. The link lives as
     /// long as the Endpoint.
     Result<Link*> add_link(const LinkOptions& options);
-    /// Drops the link (it unregisters its DMB); the peer sees stores fail, then loss.
+    /// Drops the link: it shuts down (the peer is told by RESET) and is destroyed.
     void remove_link(Link* link);
-    /// Stops waiting for interrupts and timers; the links stay as they are.
+    /// Shuts every link down (Link::shutdown: pending operations complete with
+    /// operation_canceled, the peer is told by RESET, the DMBs are unregistered) and
+    /// stops waiting for interrupts and timers. The links stay, closed.
     void stop();
 
     [[nodiscard]] device::IsmDevice& device() noexcept { return device_; }

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // Link: one end of the DMB transport between two ISM functions, with multiplexed
-// channels (docs/protocol.md, version 1).
+// channels (docs/protocol.md, version 2).
 //
 // The link is a state machine with no thread and no event loop of its own: its owner
 // calls on_event() for the peer's OFFER/RESET events, on_peer_disabled() for the device's
@@ -11,30 +11,33 @@
 // Delivery: a send completes with success only once the peer has consumed every byte of
 // it (its consumer cursor passed the end); when the link goes down first, it completes
 // with errc::peer_gone (or errc::link_reset after a protocol violation). Bytes are never
-// sent twice, so a success means delivered exactly once and an error means "maybe not".
+// sent twice, so a success means delivered exactly once and an error means the message
+// may or may not have arrived.
 // After a loss the link starts a new epoch by itself; channels are told (down, then up).
 //
 // Threading: everything runs on the owner's one thread. Handlers are invoked after the
 // link's own state is settled, so they may call back into the link (send, receive).
-// A Link must not be destroyed from inside one of its handlers.
+// A Link must not be destroyed from inside one of its handlers. Handlers must not block:
+// the keepalive goes out from the same thread, and a handler blocking longer than the
+// peer's dead_after makes the peer declare us dead (docs/protocol.md section 6).
 #pragma once
 
 #include <array>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <deque>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <random>
 #include <span>
 #include <system_error>
+#include <utility>
 #include <vector>
 
-#include "ism/link/message_reader.hpp"
+#include "ism/link/channel.hpp"
 #include "ism/link/port.hpp"
-#include "ism/link/ring.hpp"
 #include "ism/link/wire.hpp"
 #include "ism/result.hpp"
 
@@ -51,17 +54,22 @@ struct LinkOptions {
     uint32_t channels = 16;                       // 1..32; each ring is (dmb - 1024) / channels
     std::chrono::milliseconds keepalive_interval{1000};  // 1 ms .. 1 h, announced to the peer
     // No keepalive for this long: the peer is dead. A peer that announces a longer
-    // keepalive interval is given three of its intervals.
+    // keepalive interval is given three of its intervals, but of at most
+    // peer_keepalive_limit: a peer announcing an hour is not given three hours.
     std::chrono::milliseconds dead_after{3000};
+    std::chrono::milliseconds peer_keepalive_limit{10000};  // >= keepalive_interval
     std::chrono::milliseconds offer_first{100};  // OFFER retry: first interval, doubling...
     std::chrono::milliseconds offer_max{1000};   // ...up to this
-    std::size_t max_message = kMaxMessageSize;   // largest message a channel accepts
+    // Largest message a channel accepts; announced to the peer, whose sends larger than
+    // this fail on its side with errc::message_too_large.
+    std::size_t max_message = kMaxMessageSize;
+    // Sends a channel holds at most (written or not, not yet confirmed); more are
+    // refused with errc::send_queue_full.
+    std::size_t send_queue = 1024;
 
     /// Checks ranges and that every ring gets at least kMinRingSize bytes.
     [[nodiscard]] Result<void> validate() const;
 };
-
-enum class ChannelMode : uint8_t { message, stream };
 
 /// What the link tells its owner (ismd logs these).
 struct LinkEvent {
@@ -71,6 +79,8 @@ struct LinkEvent {
         reset_sent,      // we reset the link: the peer broke `reason` on `channel`
         reset_received,  // the peer reset the link with `reason`
         offer_refused,   // an OFFER we could not accept (`reason`: version or control)
+        channel_error,   // `channel` is unusable, the link is fine: `error` says why
+                         // (errc::mode_mismatch)
     };
     Kind kind = Kind::down;
     std::error_code error;
@@ -78,100 +88,7 @@ struct LinkEvent {
     uint32_t channel = 0;
 };
 
-struct ChannelStats {
-    uint64_t messages_sent = 0;  // sends the peer confirmed (message mode: messages)
-    uint64_t bytes_sent = 0;
-    uint64_t sends_failed = 0;  // sends completed with an error: not (known to be) delivered
-    uint64_t bytes_failed = 0;
-    uint64_t messages_received = 0;
-    uint64_t bytes_received = 0;
-};
-
-class Link;
-
-class Channel {
-public:
-    using SendHandler = std::function<void(std::error_code)>;
-    using ReceiveHandler = std::function<void(std::error_code, std::vector<std::byte>)>;
-    using ReadHandler = std::function<void(std::error_code, std::size_t)>;
-    using StateHandler = std::function<void(bool up)>;
-
-    Channel(const Channel&) = delete;
-    Channel& operator=(const Channel&) = delete;
-
-    [[nodiscard]] uint32_t index() const noexcept { return index_; }
-    [[nodiscard]] ChannelMode mode() const noexcept { return mode_; }
-
-    /// Message mode: sends one message (at most max_message bytes). Stream mode: sends the
-    /// bytes. `data` must stay valid until `done` runs. Sends complete in order. Refused
-    /// at once with bad_argument (too large, channel not open), peer_gone (link down) or
-    /// no_peer_channel (the peer's end has fewer channels than this index).
-    void async_send(std::span<const std::byte> data, SendHandler done);
-    /// Message mode: the next message.
-    void async_receive(ReceiveHandler done);
-    /// Stream mode: at least one byte, at most buffer.size(), into `buffer` (valid until
-    /// `done` runs).
-    void async_read_some(std::span<std::byte> buffer, ReadHandler done);
-    /// Told false when the link goes down and true when it comes (back) up: changes only,
-    /// Link::up() is the state now.
-    void set_state_handler(StateHandler handler) { on_state_ = std::move(handler); }
-
-    [[nodiscard]] const ChannelStats& stats() const noexcept { return stats_; }
-    /// Sends not yet confirmed by the peer.
-    [[nodiscard]] std::size_t pending_sends() const noexcept
-    {
-        return unsent_.size() + unconfirmed_.size();
-    }
-
-private:
-    friend class Link;
-
-    struct SendOp {
-        std::span<const std::byte> data;
-        std::size_t done = 0;
-        bool started = false;
-        uint64_t end = 0;  // producer cursor after its last byte
-        SendHandler handler;
-    };
-    struct ReadOp {
-        std::span<std::byte> buffer;
-        ReadHandler handler;
-    };
-
-    Channel(Link& link, uint32_t index, std::size_t max_message) noexcept
-        : link_(&link), index_(index), reader_(max_message)
-    {
-    }
-    void reset_rings() noexcept;
-
-    Link* link_;
-    uint32_t index_;
-    ChannelMode mode_ = ChannelMode::message;
-    bool open_ = false;
-    StateHandler on_state_;
-    ChannelStats stats_;
-
-    // Sending: into the ring in the peer's DMB.
-    std::optional<TxRing> tx_;
-    std::deque<SendOp> unsent_;       // front may be partly written
-    std::deque<SendOp> unconfirmed_;  // written, waiting for the peer's consumer cursor
-    bool prod_dirty_ = false;
-    uint64_t prod_published_ = 0;  // the producer cursor the peer was last given
-    bool moved_ = false;           // a cursor in our DMB moved: the channel has work
-
-    // Receiving: out of the ring in our DMB.
-    std::optional<RxRing> rx_;
-    MessageReader reader_;
-    struct Inbound {
-        std::vector<std::byte> message;
-        uint64_t begin = 0;  // ring cursor of its first record
-    };
-    std::deque<Inbound> inbox_;
-    std::size_t inbox_bytes_ = 0;
-    std::deque<ReceiveHandler> receivers_;
-    std::deque<ReadOp> reads_;
-    bool cons_dirty_ = false;
-};
+class ChannelImpl;
 
 class Link {
 public:
@@ -184,6 +101,11 @@ public:
 
     /// Registers our DMB and starts offering it to the peer.
     Result<void> start(Clock::time_point now);
+    /// Closes our end for good: completes every pending operation with
+    /// std::errc::operation_canceled, sends RESET (reason shutdown) so that the peer
+    /// knows at once, and unregisters our DMB. Later operations complete the same way;
+    /// the link no longer reacts to anything. ~Link does it too.
+    void shutdown();
     /// Opens channel `index` (< options.channels) in `mode`; data the peer sent on it
     /// before waits in its ring. Opening an open channel returns it unchanged.
     Channel& open_channel(uint32_t index, ChannelMode mode);
@@ -211,8 +133,18 @@ public:
     /// Handshakes completed so far (1 after the first, +1 per recovery).
     [[nodiscard]] uint64_t ups() const noexcept { return ups_; }
 
+    /// Handlers must not throw. One that does is caught (it cannot reach poll(), tick()
+    /// or a destructor, and the handlers after it still run) and kept here: the number
+    /// caught, and the first one not yet taken.
+    [[nodiscard]] uint64_t handler_exceptions() const noexcept { return handler_exceptions_; }
+    std::exception_ptr take_handler_exception() noexcept
+    {
+        return std::exchange(handler_exception_, nullptr);
+    }
+
 private:
     friend class Channel;
+    friend class ChannelImpl;
     class Settle;
 
     struct PeerEnd {
@@ -228,28 +160,38 @@ private:
     bool write_control(bool fresh);
     void read_control(Clock::time_point now);
     void go_up(Clock::time_point now);
-    /// Tears the epoch down: fails every waiter with `waiters`, sends RESET(`reason`)
-    /// when given, drops our DMB and starts a new epoch.
+    [[nodiscard]] ChannelSet our_channels() const noexcept;
+    bool announce_channels();
+    bool take_peer_channels(uint64_t word);
+    void check_modes(ChannelImpl& ch);
+    [[nodiscard]] bool reserved_area_clear() const noexcept;
+    /// Tears the epoch down: sends RESET(`reason`) when given, fails every waiter (with
+    /// link_reset after a reset either side sent, peer_gone otherwise), drops our DMB and
+    /// starts a new epoch.
     void restart(std::error_code why, std::optional<ResetReason> reason, uint32_t channel,
                  Clock::time_point now);
-    void lose(std::error_code why) { restart(why, std::nullopt, 0, Clock::now()); }
+    // Both run at the time the owner last gave (now_): the link reads no clock itself.
+    void lose(std::error_code why) { restart(why, std::nullopt, 0, now_); }
     void violation(ResetReason reason, std::error_code why, uint32_t channel)
     {
-        restart(why, reason, channel, Clock::now());
+        restart(why, reason, channel, now_);
     }
 
     bool service_all(bool every_cursor);
-    bool service_rx(Channel& ch);
-    bool service_tx(Channel& ch);
-    bool write_message(Channel& ch, Channel::SendOp& op);
-    bool write_stream(Channel& ch, Channel::SendOp& op);
+    bool service_rx(ChannelImpl& ch);
+    bool serve_messages(ChannelImpl& ch);
+    template <class Op>
+    void hand_over(ChannelImpl& ch, Op& op, std::vector<std::byte>&& message);
+    bool service_tx(ChannelImpl& ch);
+    bool write_message(ChannelImpl& ch);
+    bool write_stream(ChannelImpl& ch);
     [[nodiscard]] std::size_t pipeline_piece() const noexcept;
-    bool publish_early(Channel& ch);
+    bool publish_early(ChannelImpl& ch);
     bool store_peer(uint64_t offset, std::span<const std::byte> data, bool signal);
     void flush_cursors();
-    void complete_sends(Channel& ch, uint64_t cons);
+    void complete_sends(ChannelImpl& ch, uint64_t cons);
     void harvest_confirmations();
-    void fail_waiters(Channel& ch, std::error_code why);
+    void fail_waiters(ChannelImpl& ch, std::error_code why);
 
     [[nodiscard]] std::span<const std::byte> rx_ring(uint32_t c) const noexcept;
     [[nodiscard]] uint64_t load_cursor(std::size_t offset) const noexcept;
@@ -260,7 +202,7 @@ private:
     Port& port_;
     LinkOptions opt_;
     EventHandler on_event_;
-    std::vector<std::unique_ptr<Channel>> channels_;
+    std::vector<std::unique_ptr<ChannelImpl>> channels_;
     std::minstd_rand rng_;
 
     OwnDmb dmb_;
@@ -273,6 +215,8 @@ private:
     uint32_t tx_ring_ = 0;      // ring size in the peer's DMB (we announce it)
     uint32_t rx_channels_ = 0;  // geometry of our DMB, as the peer announced it
     uint32_t rx_ring_ = 0;
+    uint32_t peer_max_message_ = 0;  // as the peer announced it
+    uint64_t peer_channels_ = 0;     // the peer's ChannelSet word, as last taken
 
     bool wrote_cb_ = false;  // our control block is in the peer's DMB for its epoch
     bool accepted_ = false;  // the peer's control block in our DMB names our epoch
@@ -298,6 +242,10 @@ private:
     std::chrono::milliseconds dead_after_{};  // ours, or three of the peer's intervals
     Clock::time_point next_keepalive_{};
 
+    bool stopped_ = false;  // shutdown(): nothing more happens
+    uint64_t handler_exceptions_ = 0;
+    std::exception_ptr handler_exception_;
+    Clock::time_point now_{};  // the time of the entry point running (or the last one)
     int depth_ = 0;
     std::vector<std::function<void()>> deferred_;
 };

@@ -34,6 +34,17 @@ public:
     /// in our DMB, exactly ring_size bytes) and hands each completed message to `deliver`.
     Result<void> poll(std::span<const std::byte> ring, RxRing& rx, const Deliver& deliver);
 
+    /// Consumes the records of one message (the next one, or the rest of the one begun)
+    /// copying its payload straight into `into`: one copy, no allocation. Stops after its
+    /// LAST record (true) or when nothing more is published (false: call again with the
+    /// same buffer). `length` counts the message's bytes so far; a message longer than
+    /// `into` is consumed whole, only its first into.size() bytes copied, and `length`
+    /// ends above into.size(). Not to be mixed with poll() inside one message.
+    Result<bool> poll_into(std::span<const std::byte> ring, RxRing& rx, std::span<std::byte> into,
+                           std::size_t& length);
+    /// True while a message has begun and its LAST record has not been read.
+    [[nodiscard]] bool in_message() const noexcept { return in_message_; }
+
     [[nodiscard]] std::size_t max_message() const noexcept { return max_message_; }
     /// While `deliver` runs: the ring cursor where the delivered message's first record
     /// began (its room must not go back to the writer before the message is handed on).
@@ -42,6 +53,11 @@ public:
     [[nodiscard]] std::size_t partial_size() const noexcept { return partial_.size(); }
 
 private:
+    // Walks the published records, handing each piece to `piece` (which returns true to
+    // stop after it); checks and skips padding.
+    template <class Piece>
+    Result<bool> walk(std::span<const std::byte> ring, RxRing& rx, Piece&& piece);
+    Result<void> check_piece(const RecordHeader& h);
     Result<void> take_piece(const RecordHeader& h, std::span<const std::byte> payload,
                             const Deliver& deliver);
 
@@ -49,6 +65,7 @@ private:
     bool in_message_ = false;
     uint64_t begin_ = 0;
     std::vector<std::byte> partial_;
+    std::size_t length_ = 0;  // bytes of the message begun
 };
 
 }  // namespace ism::link

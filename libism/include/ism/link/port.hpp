@@ -3,9 +3,9 @@
 //
 // The link's state machine (ism/link/link.hpp) talks to the device only through this
 // interface: register and drop its own DMB, store into the peer's DMB, send an event to
-// the peer. DevicePort (ism/link/device_port.hpp) implements it on an IsmDevice; tests
-// and the fuzzer implement it on plain memory, so that they drive the same state machine
-// that runs on a real machine.
+// the peer. Endpoint::DevicePort (libism/src/link/endpoint.cpp) implements it on an
+// IsmDevice; tests and the fuzzer implement it on plain memory, so that they drive the
+// same state machine that runs on a real machine.
 #pragma once
 
 #include <cstddef>

@@ -66,8 +66,12 @@ public:
     explicit TxRing(uint32_t ring_size) noexcept : ring_size_(ring_size) {}
 
     /// A consumer cursor from the peer: refused (errc::bad_cursor) if it went backwards or
-    /// past what we produced.
+    /// past what we published (bytes written but not yet published are not the peer's to
+    /// consume).
     Result<void> update_consumer(uint64_t cons);
+    /// The producer cursor was stored into the peer's DMB: the peer may consume up to it.
+    void mark_published() noexcept { published_ = prod_; }
+    [[nodiscard]] uint64_t published() const noexcept { return published_; }
 
     [[nodiscard]] std::size_t free_space() const noexcept
     {
@@ -86,6 +90,7 @@ public:
 private:
     uint32_t ring_size_;
     uint64_t prod_ = 0;
+    uint64_t published_ = 0;
     uint64_t cons_ = 0;
 };
 

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// The link's wire format (docs/protocol.md, version 1): events, the control block, the
+// The link's wire format (docs/protocol.md, version 2): events, the control block, the
 // cursor areas and message records in a DMB.
 //
 // The peer writes this memory. Every parse function takes bytes that were already copied
@@ -15,7 +15,7 @@
 
 namespace ism::link {
 
-inline constexpr uint8_t kProtocolVersion = 1;
+inline constexpr uint8_t kProtocolVersion = 2;
 inline constexpr uint32_t kControlMagic = 0x49534D4C;  // "ISML"
 
 // Events (SIGNAL_IEQ codes).
@@ -26,7 +26,13 @@ inline constexpr uint32_t kEventReset = 0x49534C02;
 inline constexpr std::size_t kControlBlockSize = 64;
 inline constexpr std::size_t kProducerCursorsOffset = 64;
 inline constexpr std::size_t kConsumerCursorsOffset = 320;
+inline constexpr std::size_t kReservedAreaOffset = 576;  // to kRingAreaOffset: zero
 inline constexpr std::size_t kRingAreaOffset = 1024;
+// Both cursor areas and the reserved bytes after them: what a new epoch zeroes.
+inline constexpr std::size_t kCursorAreaSize = kRingAreaOffset - kControlBlockSize;
+// The control block's `keepalive` counter, the one field stored on its own after the
+// handshake (docs/protocol.md section 6).
+inline constexpr std::size_t kKeepaliveOffset = 24;
 inline constexpr uint32_t kMaxChannels = 32;
 inline constexpr uint32_t kMinRingSize = 4096;
 inline constexpr uint32_t kRingAlign = 64;
@@ -48,6 +54,7 @@ enum class ResetReason : uint16_t {
     consumer = 4,
     record = 5,
     channel = 6,
+    shutdown = 7,  // not a violation: the sender is closing its end (Link::shutdown)
 };
 
 /// OFFER's info: log2(dmb_size) << 48 | token | epoch << 16 | lowest version << 8 |
@@ -68,6 +75,20 @@ struct Offer {
 /// Picks the highest version both sides speak.
 Result<uint8_t> negotiate(const Offer& ours, const Offer& theirs);
 
+/// The control block's one 8-byte field that changes while the link is up (besides the
+/// keepalive): bit c of `open` is set while the writer has channel c open, bit c of
+/// `stream` when it is open in byte-stream mode (a subset of `open`).
+struct ChannelSet {
+    uint32_t open = 0;
+    uint32_t stream = 0;
+
+    static constexpr std::size_t kOffset = 40;  // in the control block, 8-byte aligned
+    [[nodiscard]] uint64_t pack() const noexcept { return uint64_t{open} << 32 | stream; }
+    /// Refuses stream bits outside `open` and bits of channels >= nr_channels.
+    static Result<ChannelSet> unpack(uint64_t word, uint32_t nr_channels);
+    friend bool operator==(const ChannelSet&, const ChannelSet&) = default;
+};
+
 struct ControlBlock {
     uint8_t version = kProtocolVersion;
     uint8_t nr_channels = 0;
@@ -77,10 +98,12 @@ struct ControlBlock {
     uint64_t writer_token = 0;
     uint64_t keepalive = 0;
     uint32_t keepalive_ms = 1000;  // how often the writer increments `keepalive`
+    uint32_t max_message = 0;      // the largest message the writer accepts (1 .. 16 MiB)
+    ChannelSet channels;           // what the writer has open, and in which mode
 
     void encode(std::span<std::byte, kControlBlockSize> out) const noexcept;
     /// Checks magic, version, reserved bytes, channel count, ring geometry against the
-    /// size of the DMB it was found in, and the token form.
+    /// size of the DMB it was found in, the token form, max_message and the channel set.
     static Result<ControlBlock> parse(std::span<const std::byte, kControlBlockSize> in,
                                       std::size_t dmb_size);
 };

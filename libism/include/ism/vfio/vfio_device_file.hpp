@@ -51,6 +51,8 @@ struct OpenedDevice;
 
 class VfioDeviceFile final : public DeviceFile {
 public:
+    VfioDeviceFile(const VfioDeviceFile&) = delete;
+    VfioDeviceFile& operator=(const VfioDeviceFile&) = delete;
     ~VfioDeviceFile() override;
 
     [[nodiscard]] std::string describe() const override;

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <cerrno>
 #include <filesystem>
@@ -104,6 +105,8 @@ TEST_F(DiskTest, HolesTrimAndZeroes)
 TEST(IoPool, WorkRunsOffTheLoopAndCompletesOnIt)
 {
     boost::asio::io_context io;
+    // Without work the loop would stop, and run_one() would return at once forever.
+    auto guard = boost::asio::make_work_guard(io);
     const auto loop_thread = std::this_thread::get_id();
     int completed = 0;
     {

@@ -2,8 +2,9 @@
 // A scripted DeviceFile for the device layer's unit tests.
 //
 // It records every store and DMA operation and answers commands from a table the test
-// can change. Its byte-order helpers are its own, written from ism-device.md, so that a
-// layout mistake in the device layer shows up as a mismatch here.
+// can change. Its offsets are its own, written from docs/hardware.md, so that a layout
+// mistake in the device layer shows up as a mismatch here. Byte order is
+// ism/byte_order.hpp, pinned to literal bytes by byte_order_test.cpp.
 #pragma once
 
 #include <cstdlib>
@@ -14,23 +15,10 @@
 #include <string>
 #include <vector>
 
+#include "ism/byte_order.hpp"
 #include "ism/vfio/device_file.hpp"
 
 namespace ism::testing {
-
-inline uint64_t be(const std::byte* p, std::size_t n)
-{
-    uint64_t v = 0;
-    for (std::size_t i = 0; i < n; ++i)
-        v = (v << 8) | std::to_integer<uint64_t>(p[i]);
-    return v;
-}
-
-inline void put(std::byte* p, std::size_t n, uint64_t v)
-{
-    for (std::size_t i = 0; i < n; ++i)
-        p[i] = static_cast<std::byte>(v >> (8 * (n - 1 - i)));
-}
 
 inline std::vector<std::byte> bytes(std::initializer_list<int> l)
 {
@@ -42,6 +30,8 @@ inline std::vector<std::byte> bytes(std::initializer_list<int> l)
 
 class FakeDma final : public vfio::DmaMemory {
 public:
+    FakeDma(const FakeDma&) = delete;
+    FakeDma& operator=(const FakeDma&) = delete;
     explicit FakeDma(std::size_t size)
         : DmaMemory(static_cast<std::byte*>(std::aligned_alloc(4096, size)), size)
     {
@@ -81,6 +71,9 @@ public:
     uint64_t next_token = 0x0001'0000'0000ULL;
     std::map<uint32_t, uint16_t> return_codes;  // cmd -> ret to answer
     int fail_store_at = -1;                     // index of a BAR0 store that fails with EIO
+    // Called with each response (header included) before the driver reads it: a test may
+    // change any byte, or the length, to play a device that answers differently.
+    std::function<void(uint32_t cmd, std::vector<std::byte>& response)> rewrite;
 
     // What the test can inspect.
     std::vector<Store> bar0_stores;
@@ -145,8 +138,8 @@ public:
             return {};
         }
         if (offset == kBar2 && in.size() == 8) {
-            execute(static_cast<uint32_t>(be(in.data(), 4)),
-                    static_cast<uint16_t>(be(in.data() + 6, 2)));
+            execute(static_cast<uint32_t>(load_be({in.data(), 4})),
+                    static_cast<uint16_t>(load_be({in.data() + 6, 2})));
             return {};
         }
         if (offset < (uint64_t{1} << 48)) {
@@ -199,25 +192,27 @@ private:
         std::snprintf(name, sizeof(name), "cmd 0x%02x", cmd);
         log->emplace_back(name);
         response_.assign(8, std::byte{0});
-        put(response_.data(), 4, cmd);
+        store_be({response_.data(), 4}, cmd);
         auto rc = return_codes.find(cmd);
         if (rc != return_codes.end() && rc->second != 0) {
-            put(response_.data() + 4, 2, rc->second);
-            put(response_.data() + 6, 2, 8);
+            store_be({response_.data() + 4, 2}, rc->second);
+            store_be({response_.data() + 6, 2}, 8);
             return;
         }
         if (cmd == 0x03) {  // READ_GID
             response_.resize(16);
-            put(response_.data() + 8, 8, gid);
+            store_be({response_.data() + 8, 8}, gid);
         } else if (cmd == 0x08) {  // QUERY_INFO
             response_.resize(200);
-            put(response_.data() + 24, 8, gid);
+            store_be({response_.data() + 24, 8}, gid);
         } else if (cmd == 0x0A) {  // REG_DMB
             response_.resize(16);
-            put(response_.data() + 8, 8, next_token);
+            store_be({response_.data() + 8, 8}, next_token);
             next_token += uint64_t{1} << 32;
         }
-        put(response_.data() + 6, 2, response_.size());
+        store_be({response_.data() + 6, 2}, response_.size());
+        if (rewrite)
+            rewrite(cmd, response_);
     }
 
     std::vector<std::byte> payload_;

@@ -3,14 +3,15 @@
 
 #include <gtest/gtest.h>
 
+#include "ism/byte_order.hpp"
 #include "unit/libism/device/fake_ism_file.hpp"
 
 namespace {
 
+using ism::load_be;
+using ism::store_be;
 using ism::device::IsmDevice;
-using ism::testing::be;
 using ism::testing::FakeIsmFile;
-using ism::testing::put;
 
 class IsmInterrupts : public ::testing::Test {
 protected:
@@ -21,33 +22,33 @@ protected:
         auto dev = IsmDevice::open(std::move(file));
         ASSERT_TRUE(dev);
         dev_ = std::move(*dev);
-        sba_ = file_->dma_at(be(file_->commands.at(0).payload.data(), 8));
-        ieq_ = file_->dma_at(be(file_->commands.at(1).payload.data(), 8));
+        sba_ = file_->dma_at(load_be({file_->commands.at(0).payload.data(), 8}));
+        ieq_ = file_->dma_at(load_be({file_->commands.at(1).payload.data(), 8}));
         ASSERT_NE(sba_, nullptr);
         ASSERT_NE(ieq_, nullptr);
     }
 
-    // What the device does on a store with the signal flag (ism-device.md 1.6, 1.7).
+    // What the device does on a store with the signal flag (docs/hardware.md 1.6, 1.7).
     void device_signals(uint32_t k, uint16_t dmbe_mask)
     {
         sba_[4 + k / 8] |= static_cast<std::byte>(0x80U >> (k % 8));
-        const uint16_t old = static_cast<uint16_t>(be(sba_ + 256 + 2 * k, 2));
-        put(sba_ + 256 + 2 * k, 2, old | dmbe_mask);
+        const uint16_t old = static_cast<uint16_t>(load_be({sba_ + 256 + 2 * k, 2}));
+        store_be({sba_ + 256 + 2 * k, 2}, old | dmbe_mask);
         sba_[0] |= std::byte{0x80};
     }
 
     // What the device does to queue an event (1.8): entry first, then the index.
     void device_queues(uint32_t type, uint32_t code, uint64_t tok, uint64_t info)
     {
-        const uint64_t idx = be(ieq_, 8);
+        const uint64_t idx = load_be({ieq_, 8});
         const uint64_t slot = idx % 15;
         std::byte* e = ieq_ + 32 + 32 * slot;
-        put(e, 4, type);
-        put(e + 4, 4, code);
-        put(e + 8, 8, tok);
-        put(e + 16, 8, 0x1234);
-        put(e + 24, 8, info);
-        put(ieq_, 8, slot + 1);
+        store_be({e, 4}, type);
+        store_be({e + 4, 4}, code);
+        store_be({e + 8, 8}, tok);
+        store_be({e + 16, 8}, 0x1234);
+        store_be({e + 24, 8}, info);
+        store_be({ieq_, 8}, slot + 1);
         sba_[0] |= std::byte{0xC0};
     }
 

@@ -1,4 +1,6 @@
 // SPDX-License-Identifier: MIT
+// IsmDevice (ism_device.cpp): identity, init and teardown order, moves, DMBs. Its command
+// exchange: command_area_test.cpp; interrupts: interrupts_test.cpp.
 #include "ism/device/ism_device.hpp"
 
 #include <algorithm>
@@ -6,17 +8,16 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "ism/device/return_codes.hpp"
+#include "ism/return_codes.hpp"
+#include "ism/byte_order.hpp"
 #include "unit/libism/device/fake_ism_file.hpp"
 
 namespace {
 
 using ism::errc;
+using ism::load_be;
 using ism::device::IsmDevice;
-using ism::testing::be;
-using ism::testing::bytes;
 using ism::testing::FakeIsmFile;
-using ism::testing::put;
 
 struct Opened {
     FakeIsmFile* file;
@@ -48,24 +49,6 @@ TEST(IsmDevice, InitFollowsTheLinuxOrder)
     EXPECT_EQ(dev->pchid(), 0xFF00);
 }
 
-TEST(IsmDevice, CommandsAreBigEndianWithPayloadBeforeHeader)
-{
-    auto [file, dev] = open_fake();
-    ASSERT_TRUE(dev);
-    const auto& reg_sba = file->commands.at(0);
-    EXPECT_EQ(reg_sba.cmd, 0x01U);
-    EXPECT_EQ(reg_sba.len, 16);
-    // The SBA address is an IOVA that the fake has mapped, naturally aligned.
-    const uint64_t sba = be(reg_sba.payload.data(), 8);
-    EXPECT_NE(file->dma_at(sba), nullptr);
-    EXPECT_EQ(sba % 4096, 0U);
-    const auto& reg_ieq = file->commands.at(1);
-    EXPECT_EQ(reg_ieq.len, 24);
-    EXPECT_EQ(be(reg_ieq.payload.data() + 8, 8), 512U);
-    const auto& add_vlan = file->commands.at(4);
-    EXPECT_EQ(add_vlan.payload, bytes({0, 0, 0, 0, 0, 0, 0x1F, 0xFF}));
-}
-
 TEST(IsmDevice, RejectsAFunctionThatIsNotIsm)
 {
     auto wrong_device = std::make_unique<FakeIsmFile>();
@@ -79,7 +62,7 @@ TEST(IsmDevice, RejectsAFunctionThatIsNotIsm)
 TEST(IsmDevice, FailedInitUndoesWhatItDid)
 {
     auto file = std::make_unique<FakeIsmFile>();
-    file->return_codes[0x02] = ism::device::kRcBadAddress;  // REG_IEQ refused
+    file->return_codes[0x02] = ism::kRcBadAddress;  // REG_IEQ refused
     auto log = file->log;
     auto dev = IsmDevice::open(std::move(file));
     ASSERT_FALSE(dev);
@@ -193,11 +176,11 @@ TEST(IsmDevice, RegisterDmbSendsTheDocumentedLayout)
     const auto& cmd = file->commands.back();
     EXPECT_EQ(cmd.cmd, 0x0AU);
     EXPECT_EQ(cmd.len, 40);
-    EXPECT_EQ(be(cmd.payload.data(), 8), dmb->iova);
-    EXPECT_EQ(be(cmd.payload.data() + 8, 4), 65536U);
-    EXPECT_EQ(be(cmd.payload.data() + 12, 4), 32U);  // lowest usable SBA index
-    EXPECT_EQ(be(cmd.payload.data() + 16, 8), 0U);   // no VLAN
-    EXPECT_EQ(be(cmd.payload.data() + 24, 8), 0xAABBCCDDEEFF0011ULL);
+    EXPECT_EQ(load_be({cmd.payload.data(), 8}), dmb->iova);
+    EXPECT_EQ(load_be({cmd.payload.data() + 8, 4}), 65536U);
+    EXPECT_EQ(load_be({cmd.payload.data() + 12, 4}), 32U);  // lowest usable SBA index
+    EXPECT_EQ(load_be({cmd.payload.data() + 16, 8}), 0U);   // no VLAN
+    EXPECT_EQ(load_be({cmd.payload.data() + 24, 8}), 0xAABBCCDDEEFF0011ULL);
     EXPECT_EQ(dmb->token, 0x0001'0000'0000ULL);
     EXPECT_EQ(dmb->iova % 65536, 0U);  // naturally aligned
     EXPECT_EQ(dmb->memory.size(), 65536U);
@@ -232,35 +215,6 @@ TEST(IsmDevice, DmbLimitsAreEnforced)
     ASSERT_TRUE(dev->register_dmb(1 << 20, 1));
     ASSERT_TRUE(dev->register_dmb(4096, 1));
     EXPECT_EQ(dev->register_dmb(4096, 1).error(), errc::dmb_limit);
-}
-
-TEST(IsmDevice, DeviceReturnCodesHaveNames)
-{
-    auto [file, dev] = open_fake();
-    ASSERT_TRUE(dev);
-    file->return_codes[0x09] = ism::device::kRcUnknownGid;
-    EXPECT_EQ(dev->query_rgid(42).error(), errc::hw_unknown_gid);
-    file->return_codes[0x09] = 0x4321;
-    EXPECT_EQ(dev->query_rgid(42).error(), errc::hw_rejected);
-    file->return_codes[0x09] = ism::device::kRcNoResponse;
-    EXPECT_EQ(dev->query_rgid(42).error(), errc::hw_no_response);
-    file->return_codes[0x0A] = ism::device::kRcDmbLimit;
-    EXPECT_EQ(dev->register_dmb(4096, 1).error(), errc::hw_dmb_limit);
-    EXPECT_EQ(dev->dmb_count(), 0U);
-    EXPECT_EQ(file->mappings.size(), 2U);  // only SBA and event queue stay mapped
-}
-
-TEST(IsmDevice, SignalEventLayout)
-{
-    auto [file, dev] = open_fake();
-    ASSERT_TRUE(dev);
-    ASSERT_TRUE(dev->signal_event(0x0102030405060708ULL, 0xC0DE, 0xFEEDFACECAFEBEEFULL));
-    const auto& cmd = file->commands.back();
-    EXPECT_EQ(cmd.cmd, 0x0EU);
-    EXPECT_EQ(cmd.len, 32);
-    EXPECT_EQ(cmd.payload,
-              bytes({1, 2, 3,    4,    5,    6,    7,    8,    0,    0,    0,    1,
-                     0, 0, 0xC0, 0xDE, 0xFE, 0xED, 0xFA, 0xCE, 0xCA, 0xFE, 0xBE, 0xEF}));
 }
 
 TEST(IsmDevice, TeardownUnregistersBeforeUnmapping)

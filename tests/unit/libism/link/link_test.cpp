@@ -11,182 +11,24 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <stdexcept>
 #include <string>
 
-#include "device/regs.hpp"
+#include "ism/byte_order.hpp"
+#include "link_pair_fixture.hpp"
 
 namespace {
 
 using namespace ism;
 using namespace ism::link;
 using namespace std::chrono_literals;
-
-std::vector<std::byte> pattern(std::size_t n, unsigned seed)
-{
-    std::vector<std::byte> v(n);
-    for (std::size_t i = 0; i < n; ++i)
-        v[i] = static_cast<std::byte>((i * 131 + seed * 7 + (i >> 8)) & 0xFF);
-    return v;
-}
-
-// One side's view of the fabric: its DMBs (written by the other side), its event queue.
-class MemPort final : public Port {
-public:
-    explicit MemPort(uint64_t token_base) : next_token_(token_base) {}
-
-    Result<OwnDmb> register_dmb(std::size_t size) override
-    {
-        const uint64_t token = (next_token_++) << 32;
-        auto& mem = dmbs_[token];
-        mem.assign(size / 8, 0);
-        return OwnDmb{token, std::as_writable_bytes(std::span(mem))};
-    }
-    void unregister_dmb(uint64_t token) override { dmbs_.erase(token); }
-
-    Result<void> store(uint64_t token, uint64_t offset, std::span<const std::byte> data,
-                       bool signal) override
-    {
-        ++stores;
-        if (peer == nullptr || peer->dead)
-            return fail(errc::hw_unknown_token);
-        auto it = peer->dmbs_.find(token);
-        if (it == peer->dmbs_.end())
-            return fail(errc::hw_unknown_token);
-        auto mem = std::as_writable_bytes(std::span(it->second));
-        if (offset > mem.size() || data.size() > mem.size() - offset)
-            return fail(errc::hw_bad_address);
-        std::memcpy(mem.data() + offset, data.data(), data.size());
-        if (signal)
-            peer->signalled = true;
-        return {};
-    }
-
-    Result<void> send_event(uint32_t code, uint64_t info) override
-    {
-        sent_events.emplace_back(code, info);
-        if (peer != nullptr && !peer->dead && !drop_events)
-            peer->events.emplace_back(code, info);
-        return {};
-    }
-
-    std::span<std::byte> dmb(uint64_t token)
-    {
-        return std::as_writable_bytes(std::span(dmbs_.at(token)));
-    }
-
-    MemPort* peer = nullptr;
-    bool dead = false;
-    bool hung = false;  // its process stopped: memory still there, nothing runs
-    bool drop_events = false;
-    bool signalled = false;
-    std::deque<std::pair<uint32_t, uint64_t>> events;
-    std::vector<std::pair<uint32_t, uint64_t>> sent_events;
-    uint64_t stores = 0;
-
-private:
-    uint64_t next_token_;
-    std::map<uint64_t, std::vector<uint64_t>> dmbs_;
-};
-
-struct Side {
-    Side(uint64_t token_base, LinkOptions o) : port(token_base), link(port, o)
-    {
-        link.set_event_handler([this](const LinkEvent& e) { seen.push_back(e); });
-    }
-    MemPort port;
-    Link link;
-    std::vector<LinkEvent> seen;
-
-    [[nodiscard]] bool saw(LinkEvent::Kind k) const
-    {
-        return std::any_of(seen.begin(), seen.end(),
-                           [k](const LinkEvent& e) { return e.kind == k; });
-    }
-    [[nodiscard]] const LinkEvent* last(LinkEvent::Kind k) const
-    {
-        for (auto it = seen.rbegin(); it != seen.rend(); ++it)
-            if (it->kind == k)
-                return &*it;
-        return nullptr;
-    }
-};
-
-class LinkPairTest : public ::testing::Test {
-protected:
-    static LinkOptions options(uint32_t channels = 16, std::size_t dmb = 256 * 1024)
-    {
-        LinkOptions o;
-        o.dmb_size = dmb;
-        o.channels = channels;
-        return o;
-    }
-
-    void make(LinkOptions oa = options(), LinkOptions ob = options())
-    {
-        a_ = std::make_unique<Side>(1, oa);
-        b_ = std::make_unique<Side>(0x100, ob);
-        wire();
-    }
-    void wire()
-    {
-        a_->port.peer = &b_->port;
-        b_->port.peer = &a_->port;
-    }
-
-    // Delivers events and signals until nothing moves.
-    void pump(int rounds = 10000)
-    {
-        for (int i = 0; i < rounds; ++i) {
-            bool any = false;
-            for (Side* s : {a_.get(), b_.get()}) {
-                if (s == nullptr || s->port.dead || s->port.hung)
-                    continue;
-                while (!s->port.events.empty()) {
-                    auto [code, info] = s->port.events.front();
-                    s->port.events.pop_front();
-                    s->link.on_event(code, info, now_);
-                    any = true;
-                }
-                if (s->port.signalled) {
-                    s->port.signalled = false;
-                    s->link.poll(now_);
-                    any = true;
-                }
-            }
-            if (!any)
-                return;
-        }
-        FAIL() << "the pair never settled";
-    }
-
-    void advance(std::chrono::milliseconds d)
-    {
-        now_ += d;
-        for (Side* s : {a_.get(), b_.get()})
-            if (s != nullptr && !s->port.dead && !s->port.hung)
-                s->link.tick(now_);
-        pump();
-    }
-
-    void start_both()
-    {
-        ASSERT_TRUE(a_->link.start(now_));
-        ASSERT_TRUE(b_->link.start(now_));
-        pump();
-        ASSERT_TRUE(a_->link.up());
-        ASSERT_TRUE(b_->link.up());
-    }
-
-    Clock::time_point now_ = Clock::time_point{} + 1000h;
-    std::unique_ptr<Side> a_;
-    std::unique_ptr<Side> b_;
-};
+using namespace ism::link::test;
 
 TEST_F(LinkPairTest, BothSidesStartingAtOnceComeUp)
 {
     make();
     start_both();
-    EXPECT_EQ(a_->link.version(), 1);
+    EXPECT_EQ(a_->link.version(), 2);
     EXPECT_EQ(a_->link.ups(), 1U);
     EXPECT_TRUE(a_->saw(LinkEvent::Kind::up));
     EXPECT_TRUE(b_->saw(LinkEvent::Kind::up));
@@ -379,6 +221,276 @@ TEST_F(LinkPairTest, MessagesOfEverySizeArriveInOrderOnEveryChannel)
     }
 }
 
+TEST_F(LinkPairTest, MessagesArriveStraightInTheCallersBuffer)
+{
+    // Sizes from empty to several rings (pieces over many polls), into one buffer.
+    make();
+    Channel& tx = a_->link.open_channel(0, ChannelMode::message);
+    Channel& rx = b_->link.open_channel(0, ChannelMode::message);
+    start_both();
+    std::vector<std::byte> buffer(1 << 20);
+    for (std::size_t size : {std::size_t{0}, std::size_t{1}, std::size_t{1000}, std::size_t{20'000},
+                             std::size_t{700'000}}) {
+        const auto m = pattern(size, static_cast<unsigned>(size));
+        std::optional<std::error_code> sent;
+        std::optional<std::pair<std::error_code, std::size_t>> got;
+        rx.async_receive(std::span(buffer), [&](std::error_code ec, std::size_t n) {
+            got.emplace(ec, n);
+            EXPECT_FALSE(sent.has_value()) << "confirmed before the handler ran";
+        });
+        tx.async_send(m, [&](std::error_code ec) { sent = ec; });
+        pump(1'000'000);
+        ASSERT_TRUE(got && sent) << size;
+        EXPECT_FALSE(got->first) << got->first.message();
+        ASSERT_EQ(got->second, size);
+        EXPECT_TRUE(std::equal(m.begin(), m.end(), buffer.begin())) << size;
+        EXPECT_FALSE(*sent);
+    }
+}
+
+TEST_F(LinkPairTest, AMessageLongerThanTheBufferIsDroppedAndSaysSo)
+{
+    make();
+    Channel& tx = a_->link.open_channel(0, ChannelMode::message);
+    Channel& rx = b_->link.open_channel(0, ChannelMode::message);
+    start_both();
+    const auto big = pattern(5000, 1);
+    const auto small = pattern(100, 2);
+    tx.async_send(big, [](std::error_code) {});
+    tx.async_send(small, [](std::error_code) {});
+    std::array<std::byte, 1000> buffer{};
+    std::vector<std::pair<std::error_code, std::size_t>> got;
+    const auto record = [&](std::error_code ec, std::size_t n) { got.emplace_back(ec, n); };
+    rx.async_receive(std::span(buffer), record);
+    rx.async_receive(std::span(buffer), record);
+    pump();
+    ASSERT_EQ(got.size(), 2U);
+    EXPECT_EQ(got[0].first, errc::message_too_large);
+    EXPECT_EQ(got[0].second, 5000U);
+    EXPECT_FALSE(got[1].first);
+    EXPECT_EQ(got[1].second, 100U);
+    EXPECT_TRUE(std::equal(small.begin(), small.end(), buffer.begin()));
+}
+
+TEST_F(LinkPairTest, ACancelledReceiveCompletesAbortedAndTheChannelGoesOn)
+{
+    make();
+    Channel& tx = a_->link.open_channel(0, ChannelMode::message);
+    Channel& rx = b_->link.open_channel(0, ChannelMode::message);
+    Channel& stx = a_->link.open_channel(1, ChannelMode::stream);
+    Channel& srx = b_->link.open_channel(1, ChannelMode::stream);
+    start_both();
+    std::array<std::byte, 64> buffer{};
+    std::optional<std::error_code> first;
+    const auto id =
+        rx.async_receive(std::span(buffer), [&](std::error_code ec, std::size_t) { first = ec; });
+    std::optional<std::error_code> read;
+    const auto rid =
+        srx.async_read_some(buffer, [&](std::error_code ec, std::size_t) { read = ec; });
+    EXPECT_TRUE(rx.cancel(id));
+    EXPECT_TRUE(srx.cancel(rid));
+    EXPECT_FALSE(rx.cancel(id)) << "already done";
+    ASSERT_TRUE(first && read);
+    EXPECT_EQ(*first, std::errc::operation_canceled);
+    EXPECT_EQ(*read, std::errc::operation_canceled);
+    const auto m = pattern(10, 3);
+    std::optional<std::size_t> got;
+    rx.async_receive(std::span(buffer), [&](std::error_code ec, std::size_t n) {
+        if (!ec)
+            got = n;
+    });
+    tx.async_send(m, [](std::error_code) {});
+    std::optional<std::size_t> bytes;
+    srx.async_read_some(buffer, [&](std::error_code ec, std::size_t n) {
+        if (!ec)
+            bytes = n;
+    });
+    stx.async_send(m, [](std::error_code) {});
+    pump();
+    EXPECT_EQ(got, 10U);
+    EXPECT_EQ(bytes, 10U);
+}
+
+TEST_F(LinkPairTest, ASendNotStartedCanBeCancelledAStartedOneCannot)
+{
+    // b does not receive: a's ring fills, the last sends wait unwritten.
+    make();
+    Channel& tx = a_->link.open_channel(0, ChannelMode::message);
+    (void)b_->link.open_channel(0, ChannelMode::message);
+    start_both();
+    const auto m = pattern(ring_size_for(256 * 1024, 16) / 2, 4);
+    std::vector<std::optional<std::error_code>> done(3);
+    std::vector<Channel::OpId> ids;
+    for (std::size_t i = 0; i < done.size(); ++i)
+        ids.push_back(tx.async_send(m, [&, i](std::error_code ec) { done[i] = ec; }));
+    pump();
+    EXPECT_FALSE(tx.cancel(ids[0])) << "written already";
+    EXPECT_TRUE(tx.cancel(ids[2]));
+    ASSERT_TRUE(done[2].has_value());
+    EXPECT_EQ(*done[2], std::errc::operation_canceled);
+    EXPECT_FALSE(done[0].has_value());
+    EXPECT_EQ(a_->link.ups(), 1U);
+    // Shutting down completes the rest (before `done` goes out of scope).
+    a_->link.shutdown();
+    ASSERT_TRUE(done[0] && done[1]);
+    EXPECT_EQ(*done[0], std::errc::operation_canceled);
+    EXPECT_EQ(*done[1], std::errc::operation_canceled);
+}
+
+TEST_F(LinkPairTest, AWriteCompletesWhenTheBufferIsReusableBeforeThePeerHasIt)
+{
+    // b does not receive: a send would wait; a write completes once it is in b's ring.
+    make();
+    Channel& tx = a_->link.open_channel(0, ChannelMode::message);
+    Channel& rx = b_->link.open_channel(0, ChannelMode::message);
+    start_both();
+    auto buffer = pattern(300, 1);
+    const auto sent = buffer;
+    std::optional<std::error_code> written;
+    std::optional<std::error_code> delivered;
+    tx.async_write(buffer, [&](std::error_code ec) { written = ec; });
+    tx.async_send(buffer, [&](std::error_code ec) { delivered = ec; });
+    pump();
+    ASSERT_TRUE(written.has_value());
+    EXPECT_FALSE(*written);
+    EXPECT_FALSE(delivered.has_value()) << "b's application has nothing yet";
+    std::fill(buffer.begin(), buffer.end(), std::byte{0});  // reused: already in b's ring
+    std::vector<std::byte> got;
+    rx.async_receive([&](std::error_code, std::vector<std::byte> m) { got = std::move(m); });
+    pump();
+    EXPECT_EQ(got, sent);
+    b_->link.shutdown();
+    a_->link.shutdown();
+}
+
+TEST_F(LinkPairTest, TheSendQueueIsBounded)
+{
+    auto o = options();
+    o.send_queue = 3;
+    make(o, o);
+    Channel& tx = a_->link.open_channel(0, ChannelMode::message);
+    (void)b_->link.open_channel(0, ChannelMode::message);
+    start_both();
+    const auto m = pattern(10, 1);
+    std::vector<std::error_code> results;
+    for (int i = 0; i < 4; ++i)
+        tx.async_send(m, [&](std::error_code ec) { results.push_back(ec); });
+    pump();
+    ASSERT_EQ(results.size(), 1U) << "three wait for b, the fourth is refused";
+    EXPECT_EQ(results[0], errc::send_queue_full);
+    EXPECT_EQ(tx.pending_sends(), 3U);
+    a_->link.shutdown();
+    EXPECT_EQ(results.size(), 4U);
+}
+
+TEST_F(LinkPairTest, AChannelIsToldWhenThePeerOpensItsEndAndWhenThatEndIsGone)
+{
+    make();
+    Channel& ch = a_->link.open_channel(5, ChannelMode::stream);
+    std::vector<bool> told;
+    ch.set_peer_handler([&](bool open) { told.push_back(open); });
+    start_both();
+    EXPECT_FALSE(ch.peer_open());
+    EXPECT_TRUE(told.empty());
+    (void)b_->link.open_channel(4, ChannelMode::stream);  // another channel: not ours
+    pump();
+    EXPECT_TRUE(told.empty());
+    (void)b_->link.open_channel(5, ChannelMode::stream);
+    pump();
+    EXPECT_TRUE(ch.peer_open());
+    EXPECT_EQ(told, (std::vector<bool>{true}));
+    b_->link.shutdown();
+    pump();
+    EXPECT_FALSE(ch.peer_open());
+    EXPECT_EQ(told, (std::vector<bool>{true, false}));
+}
+
+TEST_F(LinkPairTest, ShutdownCompletesEverythingPendingAndThePeerKnowsAtOnce)
+{
+    make();
+    Channel& tx = a_->link.open_channel(0, ChannelMode::message);
+    Channel& rx = a_->link.open_channel(1, ChannelMode::message);
+    Channel& peer_rx = b_->link.open_channel(1, ChannelMode::message);
+    (void)b_->link.open_channel(0, ChannelMode::message);
+    start_both();
+    std::vector<std::error_code> results;
+    const auto m = pattern(100, 1);
+    tx.async_send(m, [&](std::error_code ec) { results.push_back(ec); });  // b never takes it
+    rx.async_receive([&](std::error_code ec, std::vector<std::byte>) { results.push_back(ec); });
+    std::optional<std::error_code> peer_result;
+    peer_rx.async_receive([&](std::error_code ec, std::vector<std::byte>) { peer_result = ec; });
+    pump();
+    const uint64_t token = a_->link.own_token();
+    a_->link.shutdown();
+    ASSERT_EQ(results.size(), 2U);
+    EXPECT_EQ(results[0], std::errc::operation_canceled);
+    EXPECT_EQ(results[1], std::errc::operation_canceled);
+    EXPECT_EQ(a_->link.own_token(), 0U) << "the DMB is unregistered";
+    EXPECT_THROW((void)a_->port.dmb(token), std::out_of_range);
+    // Later operations complete the same way, and nothing restarts.
+    std::optional<std::error_code> late;
+    tx.async_send(m, [&](std::error_code ec) { late = ec; });
+    ASSERT_TRUE(late.has_value());
+    EXPECT_EQ(*late, std::errc::operation_canceled);
+    pump();
+    EXPECT_FALSE(b_->link.up()) << "b learnt at once, not after dead_after";
+    const LinkEvent* e = b_->last(LinkEvent::Kind::reset_received);
+    ASSERT_NE(e, nullptr);
+    EXPECT_EQ(e->reason, ResetReason::shutdown);
+    ASSERT_TRUE(peer_result.has_value());
+    EXPECT_EQ(*peer_result, errc::peer_gone);
+    advance(5s);
+    EXPECT_EQ(a_->link.own_token(), 0U);
+    EXPECT_EQ(a_->link.next_deadline(), Clock::time_point::max());
+}
+
+TEST_F(LinkPairTest, TheLinksDestructorCompletesWhatIsPending)
+{
+    make();
+    Channel& rx = a_->link.open_channel(1, ChannelMode::message);
+    start_both();
+    std::optional<std::error_code> result;
+    rx.async_receive([&](std::error_code ec, std::vector<std::byte>) { result = ec; });
+    pump();
+    a_.reset();
+    b_->port.peer = nullptr;
+    ASSERT_TRUE(result.has_value());
+    EXPECT_EQ(*result, std::errc::operation_canceled);
+    pump();
+    EXPECT_FALSE(b_->link.up());
+}
+
+TEST_F(LinkPairTest, AHandlerThatThrowsIsCaughtAndTheOthersStillRun)
+{
+    make();
+    Channel& tx = a_->link.open_channel(0, ChannelMode::message);
+    Channel& rx = b_->link.open_channel(0, ChannelMode::message);
+    start_both();
+    int received = 0;
+    rx.async_receive([&](std::error_code, std::vector<std::byte>) {
+        ++received;
+        throw std::runtime_error("handler bug");
+    });
+    rx.async_receive([&](std::error_code, std::vector<std::byte>) { ++received; });
+    const auto m = pattern(10, 1);
+    tx.async_send(m, [](std::error_code) {});
+    tx.async_send(m, [](std::error_code) {});
+    EXPECT_NO_THROW(pump());
+    EXPECT_EQ(received, 2);
+    EXPECT_EQ(b_->link.handler_exceptions(), 1U);
+    auto e = b_->link.take_handler_exception();
+    ASSERT_TRUE(e);
+    EXPECT_THROW(std::rethrow_exception(e), std::runtime_error);
+    EXPECT_FALSE(b_->link.take_handler_exception());
+    EXPECT_TRUE(b_->link.up());
+    // Nor does one reach a destructor: b's pending receive throws as it is cancelled.
+    rx.async_receive([](std::error_code, std::vector<std::byte>) {
+        throw std::runtime_error("while shutting down");
+    });
+    b_.reset();
+    a_->port.peer = nullptr;
+}
+
 TEST_F(LinkPairTest, StreamBytesCrossTheRingWrapInOrder)
 {
     make(options(4, 64 * 1024), options(4, 64 * 1024));
@@ -478,7 +590,112 @@ TEST_F(LinkPairTest, OversizedMessagesAreRefusedToTheSender)
     std::error_code got;
     tx.async_send(m, [&](std::error_code ec) { got = ec; });
     pump();
-    EXPECT_EQ(got, errc::bad_argument);
+    EXPECT_EQ(got, errc::message_too_large);
+}
+
+TEST_F(LinkPairTest, AMessageLargerThanThePeerTakesFailsLocallyAndTheLinkStays)
+{
+    // a may send 16 MiB, b takes at most 1000 bytes: b announced it, so a's send fails
+    // on a's side instead of b resetting the link (on every retry).
+    auto small = options();
+    small.max_message = 1000;
+    make(options(), small);
+    Channel& tx = a_->link.open_channel(0, ChannelMode::message);
+    Channel& rx = b_->link.open_channel(0, ChannelMode::message);
+    start_both();
+    std::optional<std::error_code> big;
+    std::optional<std::error_code> fits;
+    const auto m = pattern(1001, 1);
+    const auto n = pattern(1000, 2);
+    tx.async_send(m, [&](std::error_code ec) { big = ec; });
+    tx.async_send(n, [&](std::error_code ec) { fits = ec; });
+    std::vector<std::byte> got;
+    rx.async_receive([&](std::error_code, std::vector<std::byte> v) { got = std::move(v); });
+    pump();
+    ASSERT_TRUE(big && fits);
+    EXPECT_EQ(*big, errc::message_too_large);
+    EXPECT_FALSE(*fits);
+    EXPECT_EQ(got, n);
+    EXPECT_EQ(a_->link.ups(), 1U);
+    EXPECT_FALSE(b_->saw(LinkEvent::Kind::reset_sent));
+}
+
+TEST_F(LinkPairTest, AChannelOpenInTwoModesIsAChannelErrorNotAReset)
+{
+    make();
+    Channel& a1 = a_->link.open_channel(1, ChannelMode::message);
+    Channel& b1 = b_->link.open_channel(1, ChannelMode::stream);
+    Channel& a2 = a_->link.open_channel(2, ChannelMode::message);
+    Channel& b2 = b_->link.open_channel(2, ChannelMode::message);
+    start_both();
+    for (Side* s : {a_.get(), b_.get()}) {
+        const LinkEvent* e = s->last(LinkEvent::Kind::channel_error);
+        ASSERT_NE(e, nullptr);
+        EXPECT_EQ(e->channel, 1U);
+        EXPECT_EQ(e->error, errc::mode_mismatch);
+    }
+    std::optional<std::error_code> sent;
+    std::optional<std::error_code> read;
+    std::array<std::byte, 16> buf{};
+    tx_bytes_ = pattern(8, 3);
+    a1.async_send(tx_bytes_, [&](std::error_code ec) { sent = ec; });
+    b1.async_read_some(buf, [&](std::error_code ec, std::size_t) { read = ec; });
+    pump();
+    ASSERT_TRUE(sent && read);
+    EXPECT_EQ(*sent, errc::mode_mismatch);
+    EXPECT_EQ(*read, errc::mode_mismatch);
+    // The other channels and the link go on.
+    std::vector<std::byte> got;
+    b2.async_receive([&](std::error_code, std::vector<std::byte> v) { got = std::move(v); });
+    a2.async_send(tx_bytes_, [](std::error_code) {});
+    pump();
+    EXPECT_EQ(got, tx_bytes_);
+    EXPECT_EQ(a_->link.ups(), 1U);
+    EXPECT_FALSE(a_->saw(LinkEvent::Kind::reset_sent));
+    EXPECT_FALSE(b_->saw(LinkEvent::Kind::reset_sent));
+}
+
+TEST_F(LinkPairTest, AModeMismatchFoundAfterDataWasSentFailsTheSendNotTheLink)
+{
+    // a sends before b opens (the data waits in b's ring); b then opens in the other
+    // mode: b must not parse a's messages as a stream or the reverse.
+    make();
+    Channel& a1 = a_->link.open_channel(1, ChannelMode::message);
+    start_both();
+    std::optional<std::error_code> sent;
+    tx_bytes_ = pattern(100, 4);
+    a1.async_send(tx_bytes_, [&](std::error_code ec) { sent = ec; });
+    pump();
+    EXPECT_FALSE(sent.has_value()) << "b has not taken it yet";
+    Channel& b1 = b_->link.open_channel(1, ChannelMode::stream);
+    std::array<std::byte, 256> buf{};
+    std::optional<std::error_code> read;
+    b1.async_read_some(buf, [&](std::error_code ec, std::size_t) { read = ec; });
+    pump();
+    ASSERT_TRUE(sent && read);
+    EXPECT_EQ(*sent, errc::mode_mismatch);
+    EXPECT_EQ(*read, errc::mode_mismatch);
+    EXPECT_TRUE(a_->link.up());
+    EXPECT_EQ(a_->link.ups(), 1U);
+    EXPECT_FALSE(b_->saw(LinkEvent::Kind::reset_sent));
+}
+
+TEST_F(LinkPairTest, APeerAnnouncingAnHourOfKeepaliveIsHeldToOurLimit)
+{
+    // b announces a keepalive every hour; a waits three of at most peer_keepalive_limit
+    // (10 s by default), not three hours.
+    LinkOptions lazy = options();
+    lazy.keepalive_interval = 3600s;
+    lazy.dead_after = 3601s;
+    lazy.peer_keepalive_limit = 3600s;
+    make(options(), lazy);
+    start_both();
+    b_->port.hung = true;
+    for (int i = 0; i < 29; ++i)
+        advance(1s);
+    EXPECT_TRUE(a_->link.up()) << "dead before three of the limit";
+    advance(2s);
+    EXPECT_FALSE(a_->link.up()) << "still waiting for a peer silent for 31 s";
 }
 
 TEST_F(LinkPairTest, ADeadPeerFailsEveryWaiterAndTheLinkComesBackWithANewOne)
@@ -572,6 +789,9 @@ TEST_F(LinkPairTest, AFailedStoreIntoThePeerIsPeerLoss)
     EXPECT_FALSE(a_->link.up());
     ASSERT_NE(a_->last(LinkEvent::Kind::down), nullptr);
     EXPECT_EQ(a_->last(LinkEvent::Kind::down)->error, errc::hw_unknown_token);
+    // The loss happened at the test's time, not the machine's: the new epoch's first
+    // OFFER retry is due 100 ms after now_.
+    EXPECT_EQ(a_->link.next_deadline(), now_ + LinkOptions{}.offer_first);
 }
 
 TEST_F(LinkPairTest, SendsWhileDownFailAtOnce)
@@ -610,6 +830,7 @@ protected:
         tx_ = &a_->link.open_channel(2, ChannelMode::message);
         rx_ = &a_->link.open_channel(3, ChannelMode::message);
         (void)b_->link.open_channel(2, ChannelMode::message);
+        (void)b_->link.open_channel(3, ChannelMode::message);
         start_both();
     }
 
@@ -618,7 +839,7 @@ protected:
     void put64(std::size_t off, uint64_t v)
     {
         std::array<std::byte, 8> b{};
-        device::regs::put_be64(b, 0, v);
+        store_be64(b, 0, v);
         std::memcpy(a_dmb().data() + off, b.data(), 8);
     }
 
@@ -692,6 +913,46 @@ TEST_F(LinkHostileTest, DataOnAChannelThePeerNeverAnnounced)
     expect_reset(ResetReason::channel, 20);
 }
 
+TEST_F(LinkHostileTest, ReservedBytesOfTheDmbSet)
+{
+    a_dmb()[kReservedAreaOffset + 100] = std::byte{1};
+    expect_reset(ResetReason::control, 0);
+}
+
+TEST_F(LinkHostileTest, StreamBitForAChannelNotOpen)
+{
+    // b has channel 2 open (message mode); a stream bit for channel 5 alone is nonsense.
+    put64(ChannelSet::kOffset, ChannelSet{0b100, 0b10'0000}.pack());
+    expect_reset(ResetReason::control, 0);
+}
+
+TEST_F(LinkHostileTest, ChannelOpenBeyondTheWritersCount)
+{
+    put64(ChannelSet::kOffset, ChannelSet{0b100 | (1U << 20), 0}.pack());
+    expect_reset(ResetReason::control, 0);
+}
+
+TEST_F(LinkHostileTest, ChannelClosedWithoutReset)
+{
+    put64(ChannelSet::kOffset, ChannelSet{0, 0}.pack());
+    expect_reset(ResetReason::control, 0);
+}
+
+TEST_F(LinkHostileTest, TheResetPeersWaitersGetLinkReset)
+{
+    // a resets (b wrote a bad cursor); b's waiters learn of a reset, not of a lost peer.
+    Channel& b2 = b_->link.open_channel(2, ChannelMode::message);
+    std::optional<std::error_code> received;
+    b2.async_receive([&](std::error_code ec, std::vector<std::byte>) { received = ec; });
+    pump();
+    put64(kProducerCursorsOffset + 8 * 3, ring() + 8);
+    expect_reset(ResetReason::producer, 3);
+    ASSERT_TRUE(received.has_value());
+    EXPECT_EQ(*received, errc::link_reset);
+    ASSERT_NE(b_->last(LinkEvent::Kind::down), nullptr);
+    EXPECT_EQ(b_->last(LinkEvent::Kind::down)->error, errc::link_reset);
+}
+
 TEST_F(LinkHostileTest, ControlBlockRewrittenWhileUp)
 {
     a_dmb()[0] = std::byte{0};
@@ -700,7 +961,7 @@ TEST_F(LinkHostileTest, ControlBlockRewrittenWhileUp)
 
 TEST_F(LinkHostileTest, OfferWithNoCommonVersionIsAnsweredWithReset)
 {
-    Offer bad{0x77'0000'0000ULL, 9, 2, 3, 256 * 1024};
+    Offer bad{0x77'0000'0000ULL, 9, kProtocolVersion + 1, kProtocolVersion + 2, 256 * 1024};
     a_->link.on_event(kEventOffer, bad.pack(), now_);
     const LinkEvent* e = a_->last(LinkEvent::Kind::offer_refused);
     ASSERT_NE(e, nullptr);
@@ -729,7 +990,7 @@ TEST_F(LinkHostileTest, MalformedControlBlockDuringHandshakeResetsAfterItStays)
     cb.ring_size = ring();
     cb.writer_token = 0x5'0000'0000ULL;
     cb.encode(dmb.first<kControlBlockSize>());
-    dmb[4] = std::byte{2};  // version 2
+    dmb[4] = std::byte{kProtocolVersion + 1};
     a_->link.poll(now_);
     EXPECT_FALSE(a_->saw(LinkEvent::Kind::reset_sent)) << "one bad read may be a torn write";
     advance(100ms);

@@ -95,6 +95,7 @@ TEST(LinkRing, WriterSpaceComesBackWithCredit)
     EXPECT_EQ(tx.producer(), 4096U);
     EXPECT_EQ(tx.free_space(), 0U);
     EXPECT_EQ(tx.consumer(), 0U);
+    tx.mark_published();
     ASSERT_TRUE(tx.update_consumer(1024));
     EXPECT_EQ(tx.free_space(), 1024U);
     EXPECT_EQ(tx.write_offset(), 0U);
@@ -105,10 +106,25 @@ TEST(LinkHostilePeer, ConsumerCursorBeyondWhatWasProducedIsRefused)
 {
     TxRing tx(4096);
     tx.produce(100);
+    tx.mark_published();
     EXPECT_EQ(tx.update_consumer(101).error(), errc::bad_cursor);
     ASSERT_TRUE(tx.update_consumer(50));
     EXPECT_EQ(tx.update_consumer(49).error(), errc::bad_cursor);
     EXPECT_EQ(tx.free_space(), 4046U);
+}
+
+TEST(LinkHostilePeer, ConsumerCursorBeyondWhatWasPublishedIsRefused)
+{
+    // Written but not yet published: the peer cannot have read it.
+    TxRing tx(4096);
+    tx.produce(100);
+    tx.mark_published();
+    tx.produce(200);
+    EXPECT_EQ(tx.published(), 100U);
+    EXPECT_EQ(tx.update_consumer(150).error(), errc::bad_cursor);
+    ASSERT_TRUE(tx.update_consumer(100));
+    tx.mark_published();
+    EXPECT_TRUE(tx.update_consumer(300));
 }
 
 }  // namespace

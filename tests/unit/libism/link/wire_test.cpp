@@ -32,6 +32,8 @@ ControlBlock valid_block()
     cb.writer_token = 0x0000'0042'0000'0000ULL;
     cb.keepalive = 7;
     cb.keepalive_ms = 0x0003'0D40;
+    cb.max_message = 0x0010'0000;
+    cb.channels = ChannelSet{0x0000'8005, 0x0000'0004};
     return cb;
 }
 
@@ -73,18 +75,51 @@ TEST(LinkWire, ControlBlockBytesAreTheDocumentedLayout)
 {
     Block b{};
     valid_block().encode(b);
-    const std::vector<int> expect{0x49, 0x53, 0x4D, 0x4C, 1, 16, 0x12, 0x34, 0x56, 0x78, 0, 0, 0x00,
-                                  0x00, 0xFF, 0xC0, 0,    0, 0,  0x42, 0,    0,    0,    0, 0, 0,
-                                  0,    0,    0,    0,    0, 7,  0x00, 0x03, 0x0D, 0x40};
+    // clang-format off
+    const std::vector<int> expect{
+        0x49, 0x53, 0x4D, 0x4C, 2, 16, 0x12, 0x34,  // magic, version, channels, writer_epoch
+        0x56, 0x78, 0, 0, 0x00, 0x00, 0xFF, 0xC0,    // peer_epoch, reserved, ring_size
+        0, 0, 0, 0x42, 0, 0, 0, 0,                   // writer_token
+        0, 0, 0, 0, 0, 0, 0, 7,                      // keepalive
+        0x00, 0x03, 0x0D, 0x40, 0x00, 0x10, 0, 0,    // keepalive_ms, max_message
+        0, 0, 0x80, 0x05, 0, 0, 0, 0x04};            // channels: open, stream
+    // clang-format on
     for (std::size_t i = 0; i < expect.size(); ++i)
         EXPECT_EQ(std::to_integer<int>(b[i]), expect[i]) << "byte " << i;
-    for (std::size_t i = 36; i < b.size(); ++i)
+    for (std::size_t i = 48; i < b.size(); ++i)
         EXPECT_EQ(b[i], std::byte{0});
     auto back = ControlBlock::parse(b, 1 << 20);
     ASSERT_TRUE(back) << back.error().message();
     EXPECT_EQ(back->ring_size, 65472U);  // (1 MiB - 1024) / 16, a multiple of 64
     EXPECT_EQ(back->keepalive, 7U);
     EXPECT_EQ(back->keepalive_ms, 0x0003'0D40U);
+    EXPECT_EQ(back->max_message, 0x0010'0000U);
+    EXPECT_EQ(back->channels, (ChannelSet{0x0000'8005, 0x0000'0004}));
+}
+
+TEST(LinkHostilePeer, ControlBlockWithAMaxMessageOutOfRangeIsRefused)
+{
+    Block b{};
+    ControlBlock cb = valid_block();
+    cb.max_message = 0;
+    cb.encode(b);
+    EXPECT_EQ(ControlBlock::parse(b, 1 << 20).error(), errc::bad_control_block);
+    cb.max_message = static_cast<uint32_t>(kMaxMessageSize) + 1;
+    cb.encode(b);
+    EXPECT_EQ(ControlBlock::parse(b, 1 << 20).error(), errc::bad_control_block);
+}
+
+TEST(LinkHostilePeer, ChannelSetsNoWriterAnnouncesAreRefused)
+{
+    EXPECT_TRUE(ChannelSet::unpack(ChannelSet{0b11, 0b10}.pack(), 2));
+    EXPECT_FALSE(ChannelSet::unpack(ChannelSet{0b01, 0b10}.pack(), 2));  // stream, not open
+    EXPECT_FALSE(ChannelSet::unpack(ChannelSet{0b111, 0}.pack(), 2));    // beyond the count
+    EXPECT_TRUE(ChannelSet::unpack(ChannelSet{~0U, ~0U}.pack(), 32));
+    Block b{};
+    ControlBlock cb = valid_block();
+    cb.channels = ChannelSet{1U << 16, 0};  // a 17th channel of 16
+    cb.encode(b);
+    EXPECT_EQ(ControlBlock::parse(b, 1 << 20).error(), errc::bad_control_block);
 }
 
 TEST(LinkHostilePeer, ControlBlockWithWrongMagicIsRefused)
@@ -99,7 +134,7 @@ TEST(LinkHostilePeer, ControlBlockWithAnotherVersionIsRefused)
 {
     Block b{};
     valid_block().encode(b);
-    b[4] = std::byte{2};
+    b[4] = std::byte{kProtocolVersion + 1};
     EXPECT_EQ(ControlBlock::parse(b, 1 << 20).error(), errc::proto_version);
 }
 

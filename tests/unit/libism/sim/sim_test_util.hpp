@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Helpers for the emulated-device tests: big-endian byte building, the command-area
-// exchange, and functions on a fabric unique to the test. Written from ism-device.md
-// alone: nothing here comes from the device layer.
+// exchange, and functions on a fabric unique to the test. Written from docs/hardware.md
+// alone: nothing here comes from the device layer (byte order is ism/byte_order.hpp).
 #pragma once
 
 #include <gtest/gtest.h>
@@ -13,7 +13,8 @@
 #include <string>
 #include <vector>
 
-#include "ism/device/return_codes.hpp"
+#include "ism/byte_order.hpp"
+#include "ism/return_codes.hpp"
 #include "ism/sim/fabric.hpp"
 #include "ism/sim/sim_device_file.hpp"
 
@@ -21,20 +22,15 @@ namespace simtest {
 
 using Bytes = std::vector<std::byte>;
 
+using ism::load_be;
+using ism::store_be;
+
+/// Stores `v` as the `n`-byte big-endian field at `off` of a request, growing it to fit.
 inline void put_be(Bytes& b, std::size_t off, std::size_t n, uint64_t v)
 {
     if (b.size() < off + n)
         b.resize(off + n);
-    for (std::size_t i = 0; i < n; ++i)
-        b[off + i] = static_cast<std::byte>((v >> (8 * (n - 1 - i))) & 0xFF);
-}
-
-inline uint64_t get_be(const std::byte* p, std::size_t n)
-{
-    uint64_t v = 0;
-    for (std::size_t i = 0; i < n; ++i)
-        v = (v << 8) | std::to_integer<uint64_t>(p[i]);
-    return v;
+    store_be(std::span(b).subspan(off, n), v);
 }
 
 inline uint8_t byte_at(const std::byte* p, std::size_t off)
@@ -99,9 +95,9 @@ public:
         Bytes rh(8);
         EXPECT_TRUE(dev->read(b2, rh));
         Response r;
-        r.cmd = static_cast<uint32_t>(get_be(rh.data(), 4));
-        r.rc = static_cast<uint16_t>(get_be(rh.data() + 4, 2));
-        r.len = static_cast<uint16_t>(get_be(rh.data() + 6, 2));
+        r.cmd = static_cast<uint32_t>(load_be({rh.data(), 4}));
+        r.rc = static_cast<uint16_t>(load_be({rh.data() + 4, 2}));
+        r.len = static_cast<uint16_t>(load_be({rh.data() + 6, 2}));
         if (r.len > 8) {
             r.payload.resize(r.len - 8u);
             EXPECT_TRUE(dev->read(b2 + 8, r.payload));
@@ -157,7 +153,7 @@ public:
         put_be(p, 20, 4, 0);
         put_be(p, 24, 8, rgid);
         const Response r = cmd(0x0A, p);
-        return {r.rc, r.payload.size() >= 8 ? get_be(r.payload.data(), 8) : 0};
+        return {r.rc, r.payload.size() >= 8 ? load_be({r.payload.data(), 8}) : 0};
     }
 
     ism::Result<void> store(uint64_t token, uint32_t dmbe, bool sf, uint64_t off, const Bytes& data)

@@ -166,7 +166,7 @@ void FakeVfioKernel::close(int fd)
         ++bad_closes;
         return;
     }
-    static const char* const kNames[] = {"container", "group", "device", "iommufd", "eventfd"};
+    static constexpr const char* kNames[] = {"container", "group", "device", "iommufd", "eventfd"};
     log.push_back(std::string("close ") + kNames[static_cast<int>(it->second.kind)]);
     switch (it->second.kind) {
         case Kind::group:

@@ -64,6 +64,8 @@ struct FakeMapping {
 
 class FakeVfioKernel final : public Sys {
 public:
+    FakeVfioKernel(const FakeVfioKernel&) = delete;
+    FakeVfioKernel& operator=(const FakeVfioKernel&) = delete;
     static constexpr uint64_t kBar0Size = 1ULL << 48;
     static constexpr std::size_t kPageSize = 4096;
 

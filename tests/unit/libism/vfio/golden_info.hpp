@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // Golden VFIO_DEVICE_GET_INFO replies of an ISM function, laid out by hand from the tables
-// of ism-device.md 3.3 and 3.6 (offsets, not the kernel's structs), in host byte order as
+// of docs/hardware.md 3.3 and 3.6 (offsets, not the kernel's structs), in host byte order as
 // the kernel writes them.
 #pragma once
 

@@ -5,7 +5,7 @@
 namespace {
 
 using namespace simtest;
-using namespace ism::device;
+using namespace ism;
 
 class SimCommandArea : public SimPair {};
 
@@ -24,7 +24,7 @@ TEST_F(SimCommandArea, ResponseHeaderBytesAreBigEndian)
     a_->cmd(0x03);
     Bytes h(8);
     ASSERT_TRUE(a_->dev->read(a_->bar(2), h));
-    EXPECT_EQ(get_be(h.data(), 8), 0x00000003'0000'0010ULL);
+    EXPECT_EQ(load_be({h.data(), 8}), 0x00000003'0000'0010ULL);
 }
 
 TEST_F(SimCommandArea, UnknownCommandIsRejected)
@@ -73,9 +73,9 @@ TEST_F(SimCommandArea, RegIeqNeedsFifteenEntries)
     put_be(p, 0, 8, iova + 64);
     EXPECT_EQ(a_->cmd(0x02, p).rc, kRcSuccess);
     // The header: idx 0, ieq_len, entry_len 32.
-    EXPECT_EQ(get_be(m->data() + 64, 8), 0U);
-    EXPECT_EQ(get_be(m->data() + 64 + 8, 8), 512U);
-    EXPECT_EQ(get_be(m->data() + 64 + 16, 8), 32U);
+    EXPECT_EQ(load_be({m->data() + 64, 8}), 0U);
+    EXPECT_EQ(load_be({m->data() + 64 + 8, 8}), 512U);
+    EXPECT_EQ(load_be({m->data() + 64 + 16, 8}), 32U);
     EXPECT_EQ(a_->cmd(0x02, p).rc, kRcAlreadyRegistered);
     EXPECT_EQ(a_->cmd(0x12).rc, kRcSuccess);
     EXPECT_EQ(a_->cmd(0x12).rc, kRcNotRegistered);
@@ -89,14 +89,14 @@ TEST_F(SimCommandArea, VlanCommandsAcceptTheIsmV2Probe)
     EXPECT_EQ(a_->cmd(0x06).rc, kRcSuccess);
     Response q = a_->cmd(0x08);
     ASSERT_EQ(q.len, 200);
-    EXPECT_EQ(get_be(q.payload.data() + 64 - 8, 4), 1U);  // vlan_required
-    EXPECT_EQ(get_be(q.payload.data() + 68 - 8, 4), 1U);  // vlan_nr_ids
-    EXPECT_EQ(get_be(q.payload.data() + 72 - 8, 2), 0x1FFFU);
+    EXPECT_EQ(load_be({q.payload.data() + 64 - 8, 4}), 1U);  // vlan_required
+    EXPECT_EQ(load_be({q.payload.data() + 68 - 8, 4}), 1U);  // vlan_nr_ids
+    EXPECT_EQ(load_be({q.payload.data() + 72 - 8, 2}), 0x1FFFU);
     EXPECT_EQ(a_->cmd(0x07).rc, kRcSuccess);
     EXPECT_EQ(a_->cmd(0x05, p).rc, kRcSuccess);
     q = a_->cmd(0x08);
-    EXPECT_EQ(get_be(q.payload.data() + 64 - 8, 4), 0U);
-    EXPECT_EQ(get_be(q.payload.data() + 68 - 8, 4), 0U);
+    EXPECT_EQ(load_be({q.payload.data() + 64 - 8, 4}), 0U);
+    EXPECT_EQ(load_be({q.payload.data() + 68 - 8, 4}), 0U);
 }
 
 TEST_F(SimCommandArea, QueryInfoLayout)
@@ -111,14 +111,14 @@ TEST_F(SimCommandArea, QueryInfoLayout)
     ASSERT_EQ(r.len, 200);
     ASSERT_EQ(r.payload.size(), 192U);
     const std::byte* p = r.payload.data() - 8;  // offsets below are from the header
-    EXPECT_EQ(get_be(p + 8, 4), 2U);
-    EXPECT_EQ(get_be(p + 12, 4), 1U << 20);
-    EXPECT_EQ(get_be(p + 24, 8), a_->gid);
-    EXPECT_EQ(get_be(p + 32, 8), kIovaBase);
-    EXPECT_EQ(get_be(p + 40, 8), kIovaBase + 4096);
-    EXPECT_EQ(get_be(p + 48, 4), 512U);
-    EXPECT_EQ(get_be(p + 56, 4), 1U);  // dmbs_owned
-    EXPECT_EQ(get_be(p + 60, 4), 2U);  // dmbs_used: b's DMBs a may write
+    EXPECT_EQ(load_be({p + 8, 4}), 2U);
+    EXPECT_EQ(load_be({p + 12, 4}), 1U << 20);
+    EXPECT_EQ(load_be({p + 24, 8}), a_->gid);
+    EXPECT_EQ(load_be({p + 32, 8}), kIovaBase);
+    EXPECT_EQ(load_be({p + 40, 8}), kIovaBase + 4096);
+    EXPECT_EQ(load_be({p + 48, 4}), 512U);
+    EXPECT_EQ(load_be({p + 56, 4}), 1U);  // dmbs_owned
+    EXPECT_EQ(load_be({p + 60, 4}), 2U);  // dmbs_used: b's DMBs a may write
 }
 
 TEST_F(SimCommandArea, QueryRgidKnowsLiveGids)
@@ -152,7 +152,7 @@ TEST_F(SimCommandArea, RegDmbReturnsHardwareFormToken)
     ASSERT_EQ(r.rc, kRcSuccess);
     ASSERT_EQ(r.len, 16);  // the header and one be64 token
     ASSERT_EQ(r.payload.size(), 8U);
-    const uint64_t tok = get_be(r.payload.data(), 8);
+    const uint64_t tok = load_be({r.payload.data(), 8});
     EXPECT_NE(tok, 0U);
     EXPECT_EQ(tok & 0xFFFF'FFFFULL, 0U);
     EXPECT_LT(tok, uint64_t{1} << 48);
@@ -215,13 +215,13 @@ TEST_F(SimCommandArea, SignalIeqQueuesSwrEventWithSenderGid)
     b_->init();
     EXPECT_EQ(a_->signal(b_->gid, 0x80, 0x0102030405060708ULL), kRcSuccess);
     const std::byte* ieq = b_->ieq;
-    EXPECT_EQ(get_be(ieq, 8), 1U);  // idx = newest slot + 1
+    EXPECT_EQ(load_be({ieq, 8}), 1U);  // idx = newest slot + 1
     const std::byte* e = ieq + 32;
-    EXPECT_EQ(get_be(e, 4), 2U);           // type SWR
-    EXPECT_EQ(get_be(e + 4, 4), 0x80U);    // code verbatim
-    EXPECT_EQ(get_be(e + 8, 8), a_->gid);  // tok = the sender's GID
-    EXPECT_NE(get_be(e + 16, 8), 0U);      // time of day
-    EXPECT_EQ(get_be(e + 24, 8), 0x0102030405060708ULL);
+    EXPECT_EQ(load_be({e, 4}), 2U);           // type SWR
+    EXPECT_EQ(load_be({e + 4, 4}), 0x80U);    // code verbatim
+    EXPECT_EQ(load_be({e + 8, 8}), a_->gid);  // tok = the sender's GID
+    EXPECT_NE(load_be({e + 16, 8}), 0U);      // time of day
+    EXPECT_EQ(load_be({e + 24, 8}), 0x0102030405060708ULL);
     EXPECT_EQ(byte_at(b_->sba, 0), 0xC0);  // s and e
     EXPECT_EQ(a_->signal(0x4242, 1, 1), kRcUnknownGid);
 }

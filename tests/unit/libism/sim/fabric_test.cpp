@@ -1,23 +1,20 @@
 // SPDX-License-Identifier: MIT
-// The fabric: GIDs, names, listing, removal, tokens, and reclaiming killed functions.
+// The fabric: GIDs, names, listing, removal, the GID-gone event, and tokens. Claiming and
+// reclaiming function slots: slots_test.cpp.
 #include <fcntl.h>
-#include <signal.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <chrono>
 #include <cstdlib>
 #include <set>
-#include <thread>
+#include <string>
 
-#include "ism/sim/faults.hpp"
 #include "sim_test_util.hpp"
 
 namespace {
 
 using namespace simtest;
-using namespace ism::device;
+using namespace ism;
 
 class SimFabric : public SimPair {};
 class SimTokens : public SimPair {};
@@ -56,25 +53,6 @@ TEST(SimNames, DirectoryFollowsEnvironment)
     EXPECT_EQ(*ism::sim::fabric_path("x"), "/dev/shm/ism-sim-x");
 }
 
-TEST_F(SimFabric, DuplicateGidIsAddressInUse)
-{
-    ism::sim::FunctionOptions o;
-    o.fabric = fabric_;
-    o.name = "a";
-    auto same = ism::sim::open_function(o);
-    ASSERT_FALSE(same);
-    EXPECT_EQ(same.error(), std::errc::address_in_use);
-    o.name = "other";
-    o.gid = b_->gid;
-    auto same_gid = ism::sim::open_function(o);
-    ASSERT_FALSE(same_gid);
-    EXPECT_EQ(same_gid.error(), std::errc::address_in_use);
-    o.gid = 0x77;
-    auto ok = ism::sim::open_function(o);
-    ASSERT_TRUE(ok);
-    EXPECT_EQ(Fn(fabric_, "x").dev->zpci_info()->pchid, (*ok)->zpci_info()->pchid);
-}
-
 TEST_F(SimFabric, TheFileIsBigEndianWhateverTheHost)
 {
     // Offsets written out here, not taken from shm_layout.hpp: a process of another byte
@@ -94,21 +72,21 @@ TEST_F(SimFabric, TheFileIsBigEndianWhateverTheHost)
     };
     const auto header = read_at(0, 48);
     EXPECT_EQ(std::string(reinterpret_cast<const char*>(header.data()), 4), "ISMF");
-    EXPECT_EQ(get_be(header.data() + 4, 4), 2U);  // layout version
+    EXPECT_EQ(load_be({header.data() + 4, 4}), 2U);  // layout version
     struct stat st {};
     ASSERT_EQ(::fstat(fd, &st), 0);
-    EXPECT_EQ(get_be(header.data() + 16, 8), static_cast<uint64_t>(st.st_size));
-    EXPECT_EQ(get_be(header.data() + 40, 2), b_->dev->zpci_info()->pchid);
+    EXPECT_EQ(load_be({header.data() + 16, 8}), static_cast<uint64_t>(st.st_size));
+    EXPECT_EQ(load_be({header.data() + 40, 2}), b_->dev->zpci_info()->pchid);
     // b was opened second: slot 1. Its token's entry is (slot + 1) << 16 | sba_idx.
     const auto entry = read_at(kTokenTable + static_cast<off_t>(4 * (token >> 32)), 4);
-    EXPECT_EQ(get_be(entry.data(), 4), (2U << 16) | 40U);
-    const off_t stride = static_cast<off_t>(get_be(header.data() + 16, 8) - 16 * (256ULL << 20) -
+    EXPECT_EQ(load_be({entry.data(), 4}), (2U << 16) | 40U);
+    const off_t stride = static_cast<off_t>(load_be({header.data() + 16, 8}) - 16 * (256ULL << 20) -
                                             static_cast<uint64_t>(kSlots)) /
                          16;
     const auto slot = read_at(kSlots + stride, 32);
-    EXPECT_EQ(get_be(slot.data() + 4, 4), 1U);  // live
-    EXPECT_EQ(get_be(slot.data() + 12, 4), static_cast<uint64_t>(::getpid()));
-    EXPECT_EQ(get_be(slot.data() + 16, 8), b_->gid);
+    EXPECT_EQ(load_be({slot.data() + 4, 4}), 1U);  // live
+    EXPECT_EQ(load_be({slot.data() + 12, 4}), static_cast<uint64_t>(::getpid()));
+    EXPECT_EQ(load_be({slot.data() + 16, 8}), b_->gid);
     EXPECT_EQ(std::string(reinterpret_cast<const char*>(slot.data() + 24), 2),
               std::string("b\0", 2));
     ::close(fd);
@@ -149,7 +127,7 @@ TEST_F(SimFabric, ClosingTellsNobodyByDefault)
     ASSERT_TRUE(a_->store(b_token, 0, false, 0, Bytes(8)));
     const uint64_t gone = b_->gid;
     b_.reset();
-    EXPECT_EQ(get_be(a_->ieq, 8), 0U) << "an event was posted";
+    EXPECT_EQ(load_be({a_->ieq, 8}), 0U) << "an event was posted";
     EXPECT_EQ(a_->irqs(), 0U);
     auto r = a_->store(b_token, 0, false, 0, Bytes(8));
     ASSERT_FALSE(r);
@@ -164,82 +142,11 @@ TEST_F(SimFabric, ClosingTellsWritersWithGidEventWhenAskedTo)
     ASSERT_EQ(a_->reg_dmb(b_->gid, 4096).first, kRcSuccess);
     const uint64_t gone = b_->gid;
     b_.reset();
-    EXPECT_EQ(get_be(a_->ieq, 8), 1U);
-    EXPECT_EQ(get_be(a_->ieq + 32, 4), 1U);      // DEV
-    EXPECT_EQ(get_be(a_->ieq + 32 + 4, 4), 7U);  // GID disabled
-    EXPECT_EQ(get_be(a_->ieq + 32 + 8, 8), gone);
+    EXPECT_EQ(load_be({a_->ieq, 8}), 1U);
+    EXPECT_EQ(load_be({a_->ieq + 32, 4}), 1U);      // DEV
+    EXPECT_EQ(load_be({a_->ieq + 32 + 4, 4}), 7U);  // GID disabled
+    EXPECT_EQ(load_be({a_->ieq + 32 + 8, 8}), gone);
     EXPECT_EQ(a_->irqs(), 1U);
-}
-
-TEST_F(SimFabric, KilledProcessIsReclaimed)
-{
-    a_->init();
-    const uint64_t cgid = ism::sim::gid_for_name("child");
-    ASSERT_EQ(a_->reg_dmb(cgid, 4096).first, kRcSuccess);  // a's DMB, for the child to write
-    int fds[2];
-    ASSERT_EQ(::pipe(fds), 0);
-    const pid_t child = ::fork();
-    ASSERT_GE(child, 0);
-    if (child == 0) {
-        // No gtest assertions here: a failing child just exits.
-        ::close(fds[0]);
-        Fn c(fabric_, "child");
-        c.init();
-        auto [rc, tok] = c.reg_dmb(a_->gid, 4096);
-        if (rc != 0 || ::write(fds[1], &tok, sizeof(tok)) != sizeof(tok))
-            ::_exit(1);
-        ::pause();
-        ::_exit(0);
-    }
-    ::close(fds[1]);
-    uint64_t tok = 0;
-    ASSERT_EQ(::read(fds[0], &tok, sizeof(tok)), static_cast<ssize_t>(sizeof(tok)));
-    ::close(fds[0]);
-    ASSERT_TRUE(a_->store(tok, 0, false, 0, Bytes(8)));
-    ASSERT_EQ(::kill(child, SIGKILL), 0);
-    int status = 0;
-    ASSERT_EQ(::waitpid(child, &status, 0), child);
-    // A sender trusts a peer it saw alive for 1 ms (the per-store liveness check would
-    // otherwise be a system call); past that, the death is noticed on the next store.
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    auto l = ism::sim::list_functions(fabric_);
-    ASSERT_TRUE(l);
-    EXPECT_EQ(l->size(), 3U);
-    EXPECT_EQ(get_be(a_->ieq, 8), 0U);  // nobody noticed yet
-    // The first store to the dead function's token fails and reclaims it.
-    auto r = a_->store(tok, 0, false, 0, Bytes(8));
-    ASSERT_FALSE(r);
-    EXPECT_EQ(r.error(), std::errc::io_error);
-    EXPECT_EQ(a_->signal(cgid, 1, 0), kRcUnknownGid);
-    EXPECT_EQ(ism::sim::list_functions(fabric_)->size(), 2U);
-    // a had a DMB for the child's GID but did not ask for GID-disabled events: nothing.
-    EXPECT_EQ(get_be(a_->ieq, 8), 0U);
-    // A fresh process (here: this one) takes the name and GID again.
-    Fn again(fabric_, "child");
-    ASSERT_TRUE(again.dev);
-}
-
-TEST_F(SimFabric, ReapReclaimsWithoutTouching)
-{
-    const pid_t child = ::fork();
-    ASSERT_GE(child, 0);
-    if (child == 0) {
-        Fn c(fabric_, "child");
-        ::raise(SIGKILL);
-        ::_exit(1);
-    }
-    int status = 0;
-    ASSERT_EQ(::waitpid(child, &status, 0), child);
-    ASSERT_TRUE(WIFSIGNALED(status));
-    auto before = ism::sim::list_functions(fabric_);
-    ASSERT_TRUE(before);
-    ASSERT_EQ(before->size(), 3U);
-    int dead = 0;
-    for (const auto& f : *before)
-        dead += f.alive ? 0 : 1;
-    EXPECT_EQ(dead, 1);
-    ASSERT_TRUE(ism::sim::faults::reap(fabric_));
-    EXPECT_EQ(ism::sim::list_functions(fabric_)->size(), 2U);
 }
 
 TEST_F(SimTokens, UniqueAndNotQuicklyReused)

@@ -1,15 +1,17 @@
 // SPDX-License-Identifier: MIT
-// Command return codes of the ISM device.
+// Command return codes of the ISM device: the device layer interprets them and the
+// emulated device (libism/src/sim) returns them, so they belong to neither layer.
 //
 // Only 0 (success) and 0xFFFF (Linux's "no valid response" sentinel) are known from the
-// hardware's public sources. Every other code here is project-defined: the emulated device
-// returns them, and the driver maps them to errc values. A real device may return codes
-// that are not in this table; the driver maps those to errc::hw_rejected.
+// hardware's public sources (docs/hardware.md 1.3). Every other code here is
+// project-defined (docs/hardware.md 2): the emulated device returns them, and the driver
+// maps them to errc values. A real device may return codes that are not in this table;
+// the driver maps those to errc::hw_rejected.
 #pragma once
 
 #include <cstdint>
 
-namespace ism::device {
+namespace ism {
 
 inline constexpr uint16_t kRcSuccess = 0x0000;
 inline constexpr uint16_t kRcUnknownCommand = 0x0001;     // command code not implemented
@@ -24,4 +26,4 @@ inline constexpr uint16_t kRcNotRegistered = 0x0009;      // SBA/IEQ not registe
 inline constexpr uint16_t kRcAlreadyRegistered = 0x000A;  // SBA/IEQ registered twice
 inline constexpr uint16_t kRcNoResponse = 0xFFFF;         // Linux sentinel: no valid response
 
-}  // namespace ism::device
+}  // namespace ism

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// The iommufd cdev flow, and how `automatic` chooses between the two flows.
+// The iommufd cdev flow against the fake kernel.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -106,52 +106,6 @@ TEST(VfioIommufd, FailedAttachLeavesNothingOpen)
     EXPECT_EQ(file.error(), std::error_code(EOPNOTSUPP, std::system_category()));
     EXPECT_EQ(kernel.open_fds(), 0U);
     EXPECT_THAT(kernel.log_of("close"), ElementsAre("close device", "close iommufd"));
-}
-
-TEST(VfioAutomatic, PrefersIommufdWhenCdevAndDevIommuExist)
-{
-    FakeVfioKernel kernel;
-    auto file = open_vfio_device("0001:00:00.0", {}, kernel);
-    ASSERT_TRUE(file);
-    EXPECT_STREQ((*file)->backend_name(), "iommufd");
-}
-
-TEST(VfioAutomatic, UsesContainerWithoutDevIommu)
-{
-    FakeVfioKernel kernel;
-    kernel.nodes.erase("/dev/iommu");
-    auto file = open_vfio_device("0001:00:00.0", {}, kernel);
-    ASSERT_TRUE(file);
-    EXPECT_STREQ((*file)->backend_name(), "container");
-    EXPECT_TRUE(kernel.log_of("open /dev/vfio/devices").empty());
-}
-
-TEST(VfioAutomatic, UsesContainerWithoutVfioDevDirectory)
-{
-    FakeVfioKernel kernel;
-    kernel.files.erase("/sys/bus/pci/devices/0001:00:00.0/vfio-dev/vfio3/dev");
-    auto file = open_vfio_device("0001:00:00.0", {}, kernel);
-    ASSERT_TRUE(file);
-    EXPECT_STREQ((*file)->backend_name(), "container");
-}
-
-TEST(VfioAutomatic, FallsBackToContainerWhenIommufdAttachFails)
-{
-    FakeVfioKernel kernel;
-    kernel.attach_errno = EOPNOTSUPP;
-    auto file = open_vfio_device("0001:00:00.0", {}, kernel);
-    ASSERT_TRUE(file) << file.error().message();
-    EXPECT_STREQ((*file)->backend_name(), "container");
-}
-
-TEST(VfioAutomatic, ReportsPermissionErrorWithoutFallingBack)
-{
-    FakeVfioKernel kernel;
-    kernel.open_errno["/dev/iommu"] = EACCES;
-    auto file = open_vfio_device("0001:00:00.0", {}, kernel);
-    ASSERT_FALSE(file);
-    EXPECT_EQ(file.error(), std::error_code(EACCES, std::system_category()));
-    EXPECT_TRUE(kernel.log_of("open /dev/vfio/vfio").empty());
 }
 
 }  // namespace

@@ -1,0 +1,230 @@
+// SPDX-License-Identifier: MIT
+// The send path: records and bytes into the peer's rings, cursors published, sends
+// completed by the peer's consumer cursor or failed (docs/protocol.md sections 5 and 6).
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <bit>
+#include <cstring>
+#include <utility>
+
+#include "link_detail.hpp"
+
+namespace ism::link {
+
+using namespace detail;
+
+bool Link::service_tx(ChannelImpl& ch)
+{
+    if (ch.mismatch_)
+        return true;
+    while (!ch.unsent_.empty()) {
+        ChannelImpl::SendOp& op = ch.unsent_.front();
+        const bool ok = ch.mode_ == ChannelMode::message ? write_message(ch) : write_stream(ch);
+        if (!up_)
+            return false;
+        if (!ok)
+            return true;  // out of credit: wait for the peer's consumer cursor
+        op.end = ch.tx_->producer();
+        if (op.when_written)
+            defer([h = std::move(op.handler)] { h({}); });
+        ch.unconfirmed_.push_back(std::move(op));
+        ch.unsent_.pop_front();
+        // An empty stream send ends where the peer already confirmed.
+        complete_sends(ch, ch.tx_->consumer());
+    }
+    return true;
+}
+
+bool Link::store_peer(uint64_t offset, std::span<const std::byte> data, bool signal)
+{
+    auto r = port_.store(peer_.token, offset, data, signal);
+    if (!r) {
+        lose(r.error());
+        return false;
+    }
+    return true;
+}
+
+bool Link::write_message(ChannelImpl& ch)
+{
+    ChannelImpl::SendOp& op = ch.unsent_.front();
+    TxRing& tx = *ch.tx_;
+    const uint64_t base = kRingAreaOffset + uint64_t{ch.index_} * tx_ring_;
+    while (!op.started || op.done < op.data.size()) {
+        const std::size_t remaining = op.data.size() - op.done;
+        const std::size_t at = tx.write_offset();
+        const std::size_t to_end = tx_ring_ - at;
+        const std::size_t need = remaining == 0 ? kRecordHeaderSize : kRecordHeaderSize + 8;
+        if (to_end < need) {
+            // Too little room before the ring's end: pad to it, go on at offset 0.
+            if (tx.free_space() < to_end)
+                return false;
+            static const std::array<std::byte, kRecordHeaderSize> padding{};
+            if (!store_peer(base + at, padding, false))
+                return false;
+            tx.produce(to_end);
+            ch.prod_dirty_ = true;
+            continue;
+        }
+        const std::size_t room = std::min(tx.free_space(), to_end);
+        if (room < need)
+            return false;
+        // Pieces of at most a quarter ring, each published as it is written once a quarter
+        // is pending: the reader copies one out while the next goes in.
+        const std::size_t piece =
+            std::min({remaining, (room - kRecordHeaderSize) & ~std::size_t{7}, pipeline_piece()});
+        RecordHeader h;
+        h.length = static_cast<uint32_t>(piece);
+        h.flags = static_cast<uint8_t>((op.started ? 0 : kRecordFirst) |
+                                       (piece == remaining ? kRecordLast : 0));
+        if (piece <= kSmallPiece) {
+            // Header and payload in one store: small messages cost one store, not two.
+            std::array<std::byte, kRecordHeaderSize + kSmallPiece> record;
+            h.encode(std::span(record).first<kRecordHeaderSize>());
+            if (piece > 0)
+                std::memcpy(record.data() + kRecordHeaderSize, op.data.data() + op.done, piece);
+            if (!store_peer(base + at, std::span(record).first(kRecordHeaderSize + piece), false))
+                return false;
+        } else {
+            std::array<std::byte, kRecordHeaderSize> raw;
+            h.encode(raw);
+            if (!store_peer(base + at, raw, false) ||
+                !store_peer(base + at + kRecordHeaderSize, op.data.subspan(op.done, piece), false))
+                return false;
+        }
+        tx.produce(h.footprint());
+        op.done += piece;
+        op.started = true;
+        ch.prod_dirty_ = true;
+        if (!publish_early(ch))
+            return false;
+    }
+    return true;
+}
+
+bool Link::write_stream(ChannelImpl& ch)
+{
+    ChannelImpl::SendOp& op = ch.unsent_.front();
+    TxRing& tx = *ch.tx_;
+    const uint64_t base = kRingAreaOffset + uint64_t{ch.index_} * tx_ring_;
+    while (op.done < op.data.size()) {
+        const std::size_t n =
+            std::min({op.data.size() - op.done, tx.free_space(), tx_ring_ - tx.write_offset()});
+        if (n == 0)
+            return false;
+        if (!store_peer(base + tx.write_offset(), op.data.subspan(op.done, n), false))
+            return false;
+        tx.produce(n);
+        op.done += n;
+        ch.prod_dirty_ = true;
+        if (!publish_early(ch))
+            return false;
+    }
+    return true;
+}
+
+std::size_t Link::pipeline_piece() const noexcept
+{
+    return std::max<std::size_t>(tx_ring_ / 4 - kRecordHeaderSize, kSmallPiece) & ~std::size_t{7};
+}
+
+bool Link::publish_early(ChannelImpl& ch)
+{
+    // A quarter ring written and not yet published: publish it now, with the signal, so
+    // that the reader starts on it. The rest of the batch still goes out with one signal.
+    const uint64_t prod = ch.tx_->producer();
+    if (prod - ch.tx_->published() < tx_ring_ / 4)
+        return true;
+    const std::size_t at = prod_offset(ch.index_);
+    store_be64(cursor_shadow_, at - kProducerCursorsOffset, prod);
+    if (!store_peer(at, std::span(cursor_shadow_).subspan(at - kProducerCursorsOffset, 8), true))
+        return false;
+    ch.tx_->mark_published();
+    ch.prod_dirty_ = false;
+    return true;
+}
+
+void Link::flush_cursors()
+{
+    // Every cursor of the batch goes out in one store with the signal, so that one store
+    // and one interrupt cover the whole batch. The store spans from the first changed
+    // cursor to the last; the unchanged ones between are rewritten from the shadow of
+    // what we published (we are the only writer of the peer's cursor area).
+    std::size_t lo = cursor_shadow_.size();
+    std::size_t hi = 0;
+    auto put = [&](std::size_t offset, uint64_t value) {
+        const std::size_t at = offset - kProducerCursorsOffset;
+        store_be64(cursor_shadow_, at, value);
+        lo = std::min(lo, at);
+        hi = std::max(hi, at + 8);
+    };
+    for (auto& ch : channels_) {
+        if (ch->prod_dirty_ && ch->tx_) {
+            put(prod_offset(ch->index_), ch->tx_->producer());
+            ch->tx_->mark_published();
+            ch->prod_dirty_ = false;
+        }
+        if (ch->cons_dirty_ && ch->rx_) {
+            put(cons_offset(ch->index_), ch->rx_->publish());
+            ch->cons_dirty_ = false;
+        }
+    }
+    if (hi > lo)
+        (void)store_peer(kProducerCursorsOffset + lo,
+                         std::span(cursor_shadow_).subspan(lo, hi - lo), true);
+}
+
+void Link::complete_sends(ChannelImpl& ch, uint64_t cons)
+{
+    while (!ch.unconfirmed_.empty() && ch.unconfirmed_.front().end <= cons) {
+        auto op = std::move(ch.unconfirmed_.front());
+        ch.unconfirmed_.pop_front();
+        ++ch.stats_.messages_sent;
+        ch.stats_.bytes_sent += op.data.size();
+        if (op.handler)
+            defer([h = std::move(op.handler)] { h({}); });
+    }
+}
+
+void Link::harvest_confirmations()
+{
+    // The peer may have confirmed sends just before it went: those were delivered and
+    // complete as such; only the rest fail. A cursor that does not validate confirms
+    // nothing.
+    for (auto& ch : channels_) {
+        if (!ch->tx_)
+            continue;
+        const uint64_t cons = load_cursor(cons_offset(ch->index_));
+        if (ch->tx_->update_consumer(cons))
+            complete_sends(*ch, cons);
+    }
+}
+
+void Link::fail_waiters(ChannelImpl& ch, std::error_code why)
+{
+    auto fail_send = [&](ChannelImpl::SendOp& op) {
+        ++ch.stats_.sends_failed;
+        ch.stats_.bytes_failed += op.data.size();
+        if (op.handler)
+            defer([h = std::move(op.handler), why] { h(why); });
+    };
+    for (auto& op : ch.unconfirmed_)
+        fail_send(op);
+    for (auto& op : ch.unsent_)
+        fail_send(op);
+    ch.unconfirmed_.clear();
+    ch.unsent_.clear();
+    for (auto& op : ch.receivers_) {
+        if (op.whole)
+            defer([h = std::move(op.whole), why] { h(why, {}); });
+        else
+            defer([h = std::move(op.into), why] { h(why, 0); });
+    }
+    ch.receivers_.clear();
+    for (auto& op : ch.reads_)
+        defer([h = std::move(op.handler), why] { h(why, 0); });
+    ch.reads_.clear();
+}
+
+}  // namespace ism::link
