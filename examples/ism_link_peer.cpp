@@ -2,7 +2,8 @@
 // ism-link-peer: one end of a link on the emulated fabric, driven from outside.
 //
 //   ism-link-peer --fabric F --name lpar2 --peer lpar1 [--channels 16] [--dmb-size 1048576]
-//                 [--polling] [--keepalive-ms 1000] [--dead-after-ms 3000] [--sink]
+//                 [--mode interrupt|adaptive|polling] [--poll-window-us 50] [--polling]
+//                 [--keepalive-ms 1000] [--dead-after-ms 3000] [--sink]
 //                 [--stall CH]... [--log FILE] [--exit-with-parent]
 //
 // It opens every channel in message mode and keeps a receive pending on each (except the
@@ -28,6 +29,7 @@
 #include <cinttypes>
 #include <cstdarg>
 #include <cstdio>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -54,6 +56,8 @@ struct Options {
     std::string peer;
     uint32_t channels = 16;
     std::size_t dmb_size = std::size_t{1} << 20;
+    PollMode mode = EndpointOptions{}.mode;
+    int64_t poll_window_us = EndpointOptions{}.poll_window.count();
     bool polling = false;
     int64_t keepalive_ms = 1000;
     int64_t dead_after_ms = 3000;
@@ -212,7 +216,10 @@ int run(const Options& opt)
     }
 
     boost::asio::io_context io;
-    Endpoint endpoint(io, **dev, EndpointOptions{.polling = opt.polling});
+    Endpoint endpoint(
+        io, **dev,
+        EndpointOptions{.mode = opt.mode,
+                        .poll_window = std::chrono::microseconds(opt.poll_window_us)});
     LinkOptions lo;
     lo.peer_gid = sim::gid_for_name(opt.peer);
     lo.dmb_size = opt.dmb_size;
@@ -255,7 +262,18 @@ int main(int argc, char** argv)
         ->capture_default_str();
     app.add_option("--dmb-size", opt.dmb_size, "Our DMB size (power of two, 16 KiB..1 MiB)")
         ->capture_default_str();
-    app.add_flag("--polling", opt.polling, "Spin on the DMB instead of waiting for interrupts");
+    app.add_option("--mode", opt.mode,
+                   "How the Endpoint notices work: interrupt, adaptive, polling")
+        ->transform(CLI::CheckedTransformer(
+            std::map<std::string, PollMode>{{"interrupt", PollMode::interrupt},
+                                            {"adaptive", PollMode::adaptive},
+                                            {"polling", PollMode::polling}},
+            CLI::ignore_case));
+    app.add_option("--poll-window-us", opt.poll_window_us,
+                   "Adaptive mode: poll this long after activity before sleeping")
+        ->check(CLI::Range(int64_t{0}, int64_t{1'000'000}))
+        ->capture_default_str();
+    app.add_flag("--polling", opt.polling, "Same as --mode polling");
     app.add_option("--keepalive-ms", opt.keepalive_ms, "Keepalive interval")
         ->check(CLI::PositiveNumber)
         ->capture_default_str();
@@ -269,6 +287,8 @@ int main(int argc, char** argv)
     app.add_flag("--exit-with-parent", opt.exit_with_parent,
                  "Be killed when the process that started us dies (tests)");
     CLI11_PARSE(app, argc, argv);
+    if (opt.polling)
+        opt.mode = PollMode::polling;
 
     if (opt.exit_with_parent) {
         const pid_t parent = ::getppid();
