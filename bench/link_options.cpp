@@ -74,6 +74,8 @@ std::optional<LinkBenchOptions> parse_link_bench_options(int argc, char** argv, 
                    "Poll windows to sweep in adaptive mode (64 KiB throughput, latency, idle CPU)")
         ->delimiter(',')
         ->check(CLI::Range(int64_t{0}, int64_t{1'000'000}));
+    app.add_flag("--return-memory", o.return_memory,
+                 "Leave glibc's malloc returning freed buffers to the kernel (shows the cost)");
     app.add_flag("!--no-throughput", o.throughput, "Skip the throughput points");
     app.add_flag("!--no-latency", o.latency, "Skip the latency points");
     try {

@@ -30,6 +30,9 @@ struct LinkBenchOptions {
     std::vector<std::chrono::microseconds> sweep;  // poll windows to sweep (adaptive mode)
     bool throughput = true;
     bool latency = true;
+    // glibc's default: freed message buffers go back to the kernel, and every received
+    // message faults its pages in again (the 8-channel 1 MiB drop, docs/benchmarks.md).
+    bool return_memory = false;
 };
 
 /// Parses argv; prints help or what was wrong and returns the exit status to use when it
