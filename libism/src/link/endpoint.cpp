@@ -313,7 +313,8 @@ void Endpoint::spin()
     const auto start = Clock::now();
     auto now = start;
     for (;;) {
-        if (poll_all(now))
+        const bool busy = poll_all(now);
+        if (busy)
             last_activity_ = now;
         now = Clock::now();
         if (now >= next_events_) {
@@ -331,7 +332,9 @@ void Endpoint::spin()
             arm_interrupt();
             return;
         }
-        if (now - start >= kSpinSlice)
+        // After work, let the io_context run what the links' handlers posted (an
+        // application's next request, a coroutine resuming) before polling on.
+        if (busy || now - start >= kSpinSlice)
             break;
     }
     boost::asio::post(io_, [this, alive = std::weak_ptr<bool>(alive_)] {
