@@ -101,10 +101,10 @@ public:
         ::fcntl(pause_w_, F_SETFD, FD_CLOEXEC);
         if (!s_.open())
             return;
-        peer_.adopt(spawn_self(self, {"--peer", fabric, std::to_string(index), mode_name(mode),
-                                      std::to_string(window.count()),
-                                      std::to_string(o.link_channels), std::to_string(pause_r_),
-                                      o.return_memory ? "return-memory" : "keep-memory"}));
+        peer_.adopt(spawn_self(
+            self, {"--peer", fabric, std::to_string(index), mode_name(mode),
+                   std::to_string(window.count()), std::to_string(o.link_channels),
+                   std::to_string(pause_r_), o.return_memory ? "return-memory" : "keep-memory"}));
         if (peer_.pid() < 0) {
             s_.fail("cannot start the peer");
             return;

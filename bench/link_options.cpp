@@ -2,7 +2,7 @@
 #include "link_options.hpp"
 
 #include <CLI/CLI.hpp>
-#include <map>
+#include <string>
 
 namespace ism::bench {
 
@@ -37,13 +37,10 @@ std::optional<LinkBenchOptions> parse_link_bench_options(int argc, char** argv, 
     app.add_option("--channels", o.channels, "Channels sending at once (below --link-channels)")
         ->delimiter(',')
         ->check(CLI::Range(1U, link::kMaxChannels - 1));
-    app.add_option("--modes", o.modes, "Endpoint modes to run")
+    std::vector<std::string> modes;
+    app.add_option("--modes", modes, "Endpoint modes to run (default: all three)")
         ->delimiter(',')
-        ->transform(CLI::CheckedTransformer(
-            std::map<std::string, link::PollMode>{{"interrupt", link::PollMode::interrupt},
-                                                  {"adaptive", link::PollMode::adaptive},
-                                                  {"polling", link::PollMode::polling}},
-            CLI::ignore_case));
+        ->check(CLI::IsMember({"interrupt", "adaptive", "polling"}));
     app.add_option("--link-channels", o.link_channels,
                    "Channels of the link; each of the DMB's rings is (1 MiB - 1 KiB) / N bytes")
         ->check(CLI::Range(2U, link::kMaxChannels))
@@ -93,6 +90,13 @@ std::optional<LinkBenchOptions> parse_link_bench_options(int argc, char** argv, 
     }
     if (!sizes.empty())
         o.sizes = sizes;
+    if (!modes.empty()) {
+        o.modes.clear();
+        for (const auto& m : modes)
+            o.modes.push_back(m == "interrupt"  ? link::PollMode::interrupt
+                              : m == "adaptive" ? link::PollMode::adaptive
+                                                : link::PollMode::polling);
+    }
     o.poll_window = std::chrono::microseconds(poll_window_us);
     for (int64_t us : sweep_us)
         o.sweep.emplace_back(us);

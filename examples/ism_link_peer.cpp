@@ -29,7 +29,6 @@
 #include <cinttypes>
 #include <cstdarg>
 #include <cstdio>
-#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -262,13 +261,10 @@ int main(int argc, char** argv)
         ->capture_default_str();
     app.add_option("--dmb-size", opt.dmb_size, "Our DMB size (power of two, 16 KiB..1 MiB)")
         ->capture_default_str();
-    app.add_option("--mode", opt.mode,
-                   "How the Endpoint notices work: interrupt, adaptive, polling")
-        ->transform(CLI::CheckedTransformer(
-            std::map<std::string, PollMode>{{"interrupt", PollMode::interrupt},
-                                            {"adaptive", PollMode::adaptive},
-                                            {"polling", PollMode::polling}},
-            CLI::ignore_case));
+    std::string mode = "adaptive";
+    app.add_option("--mode", mode, "How the Endpoint notices work")
+        ->check(CLI::IsMember({"interrupt", "adaptive", "polling"}))
+        ->capture_default_str();
     app.add_option("--poll-window-us", opt.poll_window_us,
                    "Adaptive mode: poll this long after activity before sleeping")
         ->check(CLI::Range(int64_t{0}, int64_t{1'000'000}))
@@ -287,6 +283,9 @@ int main(int argc, char** argv)
     app.add_flag("--exit-with-parent", opt.exit_with_parent,
                  "Be killed when the process that started us dies (tests)");
     CLI11_PARSE(app, argc, argv);
+    opt.mode = mode == "interrupt" ? PollMode::interrupt
+               : mode == "polling" ? PollMode::polling
+                                   : PollMode::adaptive;
     if (opt.polling)
         opt.mode = PollMode::polling;
 
