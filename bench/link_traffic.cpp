@@ -217,7 +217,7 @@ std::optional<std::vector<uint64_t>> measure_ping_pong(Session& s, ControlChanne
         const auto seq = static_cast<uint64_t>(i) + 1;
         const uint64_t t0 = now_ns();
         stamp(x.ping, tag(1, 0, seq));
-        ch.async_receive([p = st, seq](std::error_code ec, std::vector<std::byte> m) {
+        ch.async_receive([p = st, seq](std::error_code ec, const std::vector<std::byte>& m) {
             p->t1 = now_ns();
             p->got = true;
             p->good = !ec && check(m, kLatencySize, tag(1, 0, seq), seq);
@@ -236,7 +236,8 @@ std::optional<std::vector<uint64_t>> measure_ping_pong(Session& s, ControlChanne
             rounds.push_back(x.t1 - t0);
     }
     auto report = control.ask({.cmd = Cmd::stop}, Cmd::report);
-    if (!report || report->messages != static_cast<uint64_t>(kLatencyWarmup + iterations)) {
+    if (!report || report->messages !=
+                       static_cast<uint64_t>(kLatencyWarmup) + static_cast<uint64_t>(iterations)) {
         s.fail("peer echoed a different number of pings");
         return std::nullopt;
     }

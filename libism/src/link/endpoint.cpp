@@ -290,14 +290,14 @@ bool Endpoint::poll_all(Clock::time_point now)
     // it polls a link, so that the count is made before the links' handlers run.
     moved_.resize(entries_.size());
     for (std::size_t i = 0; i < entries_.size(); ++i) {
-        moved_[i] = entries_[i].port->cursors_moved();
-        found = found || moved_[i];
+        moved_[i] = entries_[i].port->cursors_moved() ? 1 : 0;
+        found = found || moved_[i] != 0;
     }
     if (found)
         ++stats_.busy_passes;
     for (std::size_t i = 0; i < moved_.size() && i < entries_.size(); ++i) {
         // A link that is not up reads its control block, which the cursors do not show.
-        if (moved_[i] || !entries_[i].link->up())
+        if (moved_[i] != 0 || !entries_[i].link->up())
             entries_[i].link->poll(now);
     }
     return moved || found;

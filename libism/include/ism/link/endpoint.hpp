@@ -114,7 +114,7 @@ private:
     Clock::time_point last_activity_{};
     Clock::time_point next_events_{};
     EndpointStats stats_;
-    std::vector<char> moved_;  // poll_all's scratch: which ports' cursors moved
+    std::vector<uint8_t> moved_;  // poll_all's scratch: which ports' cursors moved
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
