@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -192,6 +194,27 @@ TEST_F(EndpointAdaptive, TrafficAfterSleepWakesBothEnds)
     EXPECT_LE(via_timer, 3) << "timers ran in most cycles: wake-ups were lost";
     EXPECT_GE(endpoint_->stats().sleeps, static_cast<uint64_t>(kCycles));
     EXPECT_FALSE(peer_->printed("down")) << peer_->transcript();
+}
+
+TEST_F(EndpointAdaptive, PollingLeavesOtherHandlersTheirTurn)
+{
+    // Polling runs from a handler that re-posts itself: timers and posted handlers on the
+    // same io_context still run while it polls, and it never stops on its own.
+    Endpoint endpoint(io_, *dev_, EndpointOptions{.mode = PollMode::polling});
+    boost::asio::steady_timer timer(io_);
+    int fired = 0;
+    int posted = 0;
+    for (int i = 0; i < 5; ++i) {
+        timer.expires_after(2ms);
+        timer.async_wait([&](const boost::system::error_code& ec) { fired += ec ? 0 : 1; });
+        boost::asio::post(io_, [&] { ++posted; });
+        const int want = i + 1;
+        ASSERT_TRUE(run_until([&] { return fired == want && posted == want; }, 5s))
+            << "a handler starved while the Endpoint polled";
+    }
+    EXPECT_FALSE(endpoint.sleeping());
+    EXPECT_GT(endpoint.stats().poll_passes, 0U);
+    endpoint.stop();
 }
 
 }  // namespace
