@@ -227,8 +227,8 @@ bool Endpoint::dispatch(const device::InterruptReport& report, Clock::time_point
     }
     if (moved)
         ++stats_.busy_passes;
-    // By link, not by port: a link's handler may restart it, which changes by_sba_ and
-    // may destroy nothing but the port's DMB.
+    // The ports were collected first: a link's handler may restart the link, which
+    // registers a new DMB and so changes by_sba_. Ports live as long as the Endpoint.
     for (DevicePort* port : ports)
         port->link()->poll(now);
     return moved;
