@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "ism/link/endpoint.hpp"
 
+#include <sched.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -16,6 +17,9 @@ namespace {
 // (while it polls, the summary bit stays set and events raise no interrupt).
 constexpr auto kSpinSlice = std::chrono::microseconds(50);
 constexpr auto kEventPeriod = std::chrono::milliseconds(1);
+// A polling loop that finds nothing for this long gives up the CPU once (sched_yield),
+// so that a process it shares the core with (its peer, on a busy machine) runs.
+constexpr auto kYieldAfter = std::chrono::microseconds(5);
 // Timers are re-armed at least this often, so that a deadline that moved closer (a new
 // epoch's first OFFER retry) is not missed for long.
 constexpr auto kTimerCap = std::chrono::milliseconds(250);
@@ -312,10 +316,15 @@ void Endpoint::spin()
     const bool adaptive = options_.mode == PollMode::adaptive;
     const auto start = Clock::now();
     auto now = start;
+    auto yielded = start;
     for (;;) {
         const bool busy = poll_all(now);
         if (busy)
             last_activity_ = now;
+        else if (now - std::max(last_activity_, yielded) >= kYieldAfter) {
+            ::sched_yield();
+            yielded = Clock::now();
+        }
         now = Clock::now();
         if (now >= next_events_) {
             next_events_ = now + kEventPeriod;
