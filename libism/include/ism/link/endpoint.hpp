@@ -14,7 +14,8 @@
 //  - polling: it polls all the time: the lowest latency, one core busy.
 // While polling, the Endpoint does not wait on the interrupt and leaves the summary bit
 // of the SBA set, so the peer's signals raise no interrupt at all (docs/sim.md); events
-// are collected once a millisecond. Polling runs
+// are collected once a millisecond; a loop that finds nothing for a few µs yields the
+// CPU once, for a peer that shares its core. Polling runs
 // from a handler that re-posts itself every kSpinSlice, so other handlers on the
 // io_context (timers, sockets, the links' own) still run.
 //
