@@ -15,9 +15,9 @@
 // While polling, the Endpoint does not wait on the interrupt and leaves the summary bit
 // of the SBA set, so the peer's signals raise no interrupt at all (docs/sim.md); events
 // are collected once a millisecond; a loop that finds nothing for a few µs yields the
-// CPU once, for a peer that shares its core. Polling runs
-// from a handler that re-posts itself every kSpinSlice, so other handlers on the
-// io_context (timers, sockets, the links' own) still run.
+// CPU once, for a peer that shares its core. Polling runs from a handler that re-posts
+// itself every slice (50 µs) and after each pass that found work, so other handlers on
+// the io_context (timers, sockets, completions, the links' own) still run.
 //
 // Threading: the Endpoint, its device and its links belong to the io_context's one
 // thread. Ownership: the Endpoint borrows the device, which must outlive it.
