@@ -930,7 +930,7 @@ TEST_F(LinkPair, PollingModeCarriesTraffic)
 {
     constexpr uint32_t kChannels = 4;
     constexpr uint64_t kRoundTrips = 750;  // per channel, one at a time
-    Link& link = start_link({}, EndpointOptions{.polling = true});
+    Link& link = start_link({}, EndpointOptions{.mode = PollMode::polling});
     auto& peer = start_peer({"--polling"});
     ASSERT_TRUE(run_until([&] { return link.up(); }, 10s)) << peer.transcript();
 
