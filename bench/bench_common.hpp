@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
-// What the benchmarks share: clocks, percentiles, re-executing this program as the peer
-// process, and the machine's floors measured in the same run (warm single-thread memcpy,
-// a bare two-process eventfd ping-pong, a bare two-process shared-memory spin ping-pong).
+// What the benchmarks share: clocks, percentiles, medians, CPU time, re-executing this
+// program as the peer process, and the machine's floors measured in the same run (warm
+// single-thread memcpy, a bare two-process eventfd ping-pong, a bare two-process
+// shared-memory spin ping-pong). The link's own yardsticks are in yardsticks.hpp.
 #pragma once
 
 #include <signal.h>
@@ -259,81 +260,23 @@ inline std::vector<uint64_t> spin_ping_pong(int iterations)
     return rounds;
 }
 
-/// The floor for moving bytes between two processes at all: a bare single-producer,
-/// single-consumer ring of `ring` bytes in shared memory, both sides spinning, the writer
-/// copying `size`-byte messages in pieces of at most a quarter ring and publishing each,
-/// the reader copying them out into its own buffer and returning the room. No framing,
-/// no checks, no emulated device: every byte crosses from one core's cache to the
-/// other's twice (in and out), which single-thread memcpy never pays. Bytes per second
-/// the reader got.
-inline double shm_pipe_rate(std::size_t size, std::size_t ring, double seconds)
+/// CPU time this process used so far (user + system), in seconds.
+inline double cpu_seconds_self()
 {
-    struct alignas(64) Shared {
-        std::atomic<uint64_t> prod{0};              // written by the writer only
-        alignas(64) std::atomic<uint64_t> cons{0};  // written by the reader only
-        alignas(64) std::atomic<int> stop{0};       // written once, at the end
-    };
-    const std::size_t bytes = sizeof(Shared) + ring;
-    void* mem = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (mem == MAP_FAILED) {
-        std::perror("shm pipe");
+    rusage u{};
+    ::getrusage(RUSAGE_SELF, &u);
+    return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+           static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
+/// The median of `v` (0 when empty). Reorders `v`.
+inline double median(std::vector<double> v)
+{
+    if (v.empty())
         return 0;
-    }
-    auto* sh = new (mem) Shared;
-    auto* data = static_cast<std::byte*>(mem) + sizeof(Shared);
-    const std::size_t piece_max = std::max<std::size_t>(ring / 4, 64);
-    const pid_t child = ::fork();
-    if (child == 0) {
-        std::vector<std::byte> out(size);
-        uint64_t cons = 0;
-        std::size_t at = 0;  // position in the current message
-        while (sh->stop.load(std::memory_order_acquire) == 0) {
-            const uint64_t prod = sh->prod.load(std::memory_order_acquire);
-            if (prod == cons)
-                continue;
-            while (cons < prod) {
-                const std::size_t off = cons % ring;
-                const std::size_t n = std::min<std::size_t>(
-                    {static_cast<std::size_t>(prod - cons), ring - off, size - at});
-                std::memcpy(out.data() + at, data + off, n);
-                at = (at + n) % size;
-                cons += n;
-            }
-            sh->cons.store(cons, std::memory_order_release);
-        }
-        ::_exit(0);
-    }
-    double rate = 0;
-    if (child > 0) {
-        std::vector<std::byte> in(size, std::byte{7});
-        uint64_t prod = 0;
-        std::size_t at = 0;
-        const auto t0 = std::chrono::steady_clock::now();
-        const auto end = t0 + std::chrono::duration<double>(seconds);
-        const uint64_t start = sh->cons.load();
-        for (unsigned spins = 0;; ++spins) {
-            if ((spins & 63) == 0 && std::chrono::steady_clock::now() >= end)
-                break;
-            const uint64_t cons = sh->cons.load(std::memory_order_acquire);
-            const std::size_t free = ring - static_cast<std::size_t>(prod - cons);
-            const std::size_t off = prod % ring;
-            const std::size_t n = std::min({free, ring - off, size - at, piece_max});
-            if (n == 0)
-                continue;
-            std::memcpy(data + off, in.data() + at, n);
-            at = (at + n) % size;
-            prod += n;
-            sh->prod.store(prod, std::memory_order_release);
-        }
-        const uint64_t got = sh->cons.load() - start;
-        const double secs =
-            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        sh->stop.store(1, std::memory_order_release);
-        ::waitpid(child, nullptr, 0);
-        rate = static_cast<double>(got) / secs;
-    }
-    ::munmap(mem, bytes);
-    return rate;
+    std::sort(v.begin(), v.end());
+    const std::size_t n = v.size();
+    return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 }  // namespace ism::bench

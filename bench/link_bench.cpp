@@ -1,759 +1,48 @@
 // SPDX-License-Identifier: MIT
-// ism-bench-link: throughput and latency of one link (ism/link) between two processes on
-// the emulated fabric, next to the machine's floors measured in the same run: warm
-// single-thread memcpy of the same sizes, a bare two-process shared-memory pipe of the
-// link's ring size (what moving bytes between two cores costs at all), a bare two-process
-// eventfd ping-pong (the floor for a blocking wake-up) and a bare two-process
-// shared-memory spin ping-pong (the floor for polling).
-//
-// The second process is this program exec'd again (--peer), joining the fabric by name.
-// Each side runs an Endpoint on its own io_context with one link, by default the default
-// link (16 channels, 1 MiB DMB). The link's last channel carries the benchmark's own
-// control messages; the others carry data. Throughput counts only bytes the peer's application
-// received through async_receive: each message carries a phase-, channel- and sequence-tagged word
-// at both ends and a pattern the receiver samples at a pseudo-random place; the receiver reports
-// what it verified and the sender checks it against what it sent. Latency is a 64-byte
-// ping-pong on channel 0 (one way = round trip / 2).
+// ism-bench-link: throughput, latency and idle CPU of one link (ism/link) between two
+// processes on the emulated fabric, in each Endpoint mode, every figure measured between
+// two figures of the yardsticks it is compared with (A B A), on the same two processes:
+//  - throughput: a bare cross-core pipe with the link's rings and piece size, the device's
+//    store rate into the peer process (IsmDevice::move: the ceiling), and for messages of
+//    1 MiB and more memcpy from and to DRAM;
+//  - latency: a bare two-process spin ping-pong (adaptive and polling modes) or eventfd
+//    ping-pong (interrupt mode);
+//  - idle CPU: what the two linked processes use while nothing is sent.
+// Ratios are medians over the repetitions of the ratio of each link figure to the mean of
+// the yardstick figures just before and just after it. The peer pauses (blocked on a pipe)
+// while a yardstick runs. docs/benchmarks.md explains the figures.
 
-#include <signal.h>
-#include <sys/prctl.h>
+#include <fcntl.h>
+#include <malloc.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <array>
-#include <boost/asio/io_context.hpp>
-#include <chrono>
+#include <cmath>
 #include <csignal>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
-#include <deque>
-#include <map>
-#include <memory>
 #include <optional>
 #include <string>
-#include <string_view>
 #include <vector>
 
 #include "bench_common.hpp"
-#include "ism/device/ism_device.hpp"
-#include "ism/link/endpoint.hpp"
-#include "ism/link/link.hpp"
 #include "ism/sim/fabric.hpp"
+#include "link_options.hpp"
+#include "link_peer.hpp"
+#include "link_traffic.hpp"
+#include "yardsticks.hpp"
 
 namespace {
 
 using namespace ism;
 using namespace ism::bench;
-using link::Channel;
-using link::ChannelMode;
-using link::Clock;
+using link::PollMode;
 
-// The last channel of the link carries the benchmark's control messages, the others data.
-constexpr uint32_t kMaxDataChannels = link::kMaxChannels - 1;
-constexpr uint32_t kDefaultLinkChannels = link::LinkOptions{}.channels;
-constexpr std::size_t kLatencySize = 64;
 constexpr std::size_t kMaxWindow = 256;
-constexpr int kLatencyWarmup = 200;
-// Every step of the conversation must finish within this, or the run fails.
-constexpr auto kStepTimeout = std::chrono::seconds(30);
-constexpr auto kUpTimeout = std::chrono::seconds(15);
-
-// Set by SIGINT/SIGTERM: the run stops at the next step and still cleans up its fabric.
-volatile std::sig_atomic_t g_interrupted = 0;
-
-// ---- options ----
-
-struct Options {
-    std::vector<std::size_t> sizes{64,       256,      1 << 10,   4 << 10,
-                                   16 << 10, 64 << 10, 256 << 10, 1 << 20};
-    std::vector<uint32_t> channels{1, 8};
-    uint32_t link_channels = kDefaultLinkChannels;  // the link's channel count: ring size
-    double seconds = 1.0;                           // per throughput point
-    int iterations = 20000;                         // latency samples per measurement
-    std::size_t window = 0;                         // sends in flight per channel; 0: by size
-    bool interrupt_mode = true;                     // run the interrupt-mode session
-    bool polling_mode = true;                       // run the polling-mode session
-    bool poll_throughput = false;                   // throughput in the polling session as well
-    std::size_t memcpy_bytes = std::size_t{2} << 30;
-};
-
-bool parse_size(std::string_view s, std::size_t& out)
-{
-    if (s.empty())
-        return false;
-    std::size_t mult = 1;
-    const char last = s.back();
-    if (last == 'K' || last == 'k')
-        mult = std::size_t{1} << 10;
-    else if (last == 'M' || last == 'm')
-        mult = std::size_t{1} << 20;
-    if (mult != 1)
-        s.remove_suffix(1);
-    std::size_t v = 0;
-    for (char c : s) {
-        if (c < '0' || c > '9')
-            return false;
-        v = v * 10 + static_cast<std::size_t>(c - '0');
-        if (v > link::kMaxMessageSize)
-            return false;
-    }
-    out = v * mult;
-    return true;
-}
-
-template <class T, class Parse>
-bool parse_list(std::string_view s, std::vector<T>& out, Parse parse)
-{
-    out.clear();
-    while (!s.empty()) {
-        const auto comma = s.find(',');
-        T v{};
-        if (!parse(s.substr(0, comma), v))
-            return false;
-        out.push_back(v);
-        s = comma == std::string_view::npos ? std::string_view{} : s.substr(comma + 1);
-    }
-    return !out.empty();
-}
-
-void usage(const char* self)
-{
-    std::fprintf(stderr,
-                 "usage: %s [--quick] [--sizes=64,4K,1M] [--channels=1,8] [--seconds=S]\n"
-                 "          [--iterations=N] [--window=N] [--modes=interrupt,polling]\n"
-                 "          [--poll-throughput] [--link-channels=N]\n"
-                 "  --quick            short runs (a smoke test): 0.05 s per point, 500 samples\n"
-                 "  --sizes            message sizes, 16 B .. 16 MiB (K and M suffixes)\n"
-                 "  --channels         channel counts sending at once, below --link-channels\n"
-                 "  --seconds          seconds per throughput point (default 1)\n"
-                 "  --iterations       latency samples per mode (default 20000)\n"
-                 "  --window           sends in flight per channel (default: by size)\n"
-                 "  --modes            Endpoint modes to run (default both)\n"
-                 "  --poll-throughput  also measure throughput in polling mode\n"
-                 "  --link-channels    channels of the link, 2..32 (default %u): each of the\n"
-                 "                     DMB's rings is (1 MiB - 1 KiB) / N bytes\n",
-                 self, kDefaultLinkChannels);
-}
-
-std::optional<Options> parse_options(int argc, char** argv)
-{
-    Options o;
-    for (int i = 1; i < argc; ++i) {
-        const std::string_view arg = argv[i];
-        const auto eq = arg.find('=');
-        const std::string_view key = arg.substr(0, eq);
-        const std::string_view value =
-            eq == std::string_view::npos ? std::string_view{} : arg.substr(eq + 1);
-        bool ok = true;
-        if (key == "--quick") {
-            o.seconds = 0.05;
-            o.iterations = 500;
-            o.memcpy_bytes = std::size_t{64} << 20;
-        } else if (key == "--sizes") {
-            ok = parse_list(value, o.sizes, [](std::string_view s, std::size_t& v) {
-                return parse_size(s, v) && v >= 16;
-            });
-        } else if (key == "--channels") {
-            ok = parse_list(value, o.channels, [](std::string_view s, uint32_t& v) {
-                std::size_t n = 0;
-                if (!parse_size(s, n) || n == 0 || n > kMaxDataChannels)
-                    return false;
-                v = static_cast<uint32_t>(n);
-                return true;
-            });
-        } else if (key == "--seconds") {
-            o.seconds = std::atof(std::string(value).c_str());
-            ok = o.seconds > 0 && o.seconds <= 600;
-        } else if (key == "--iterations") {
-            o.iterations = std::atoi(std::string(value).c_str());
-            ok = o.iterations > 0 && o.iterations <= 10'000'000;
-        } else if (key == "--window") {
-            ok = parse_size(value, o.window) && o.window > 0 && o.window <= 4096;
-        } else if (key == "--modes") {
-            o.interrupt_mode = value.find("interrupt") != std::string_view::npos;
-            o.polling_mode = value.find("polling") != std::string_view::npos;
-            ok = o.interrupt_mode || o.polling_mode;
-        } else if (key == "--link-channels") {
-            std::size_t n = 0;
-            ok = parse_size(value, n) && n >= 2 && n <= link::kMaxChannels;
-            o.link_channels = static_cast<uint32_t>(n);
-        } else if (key == "--poll-throughput") {
-            o.poll_throughput = true;
-        } else {
-            ok = false;
-        }
-        if (!ok) {
-            usage(argv[0]);
-            return std::nullopt;
-        }
-    }
-    for (uint32_t c : o.channels) {
-        if (c >= o.link_channels) {
-            usage(argv[0]);
-            return std::nullopt;
-        }
-    }
-    return o;
-}
-
-// ---- what travels: control messages and tagged data ----
-
-enum class Cmd : uint32_t { throughput = 1, latency, stop, ready, report, quit };
-
-struct Control {
-    Cmd cmd{};
-    uint32_t channels = 0;
-    uint64_t phase = 0;
-    uint64_t size = 0;
-    uint64_t messages = 0;  // report: messages verified
-    uint64_t bytes = 0;     // report: their bytes
-    uint64_t bad = 0;       // report: messages that failed a check
-};
-
-uint64_t tag(uint64_t phase, uint32_t channel, uint64_t seq)
-{
-    return (phase << 48) | (uint64_t{channel} << 40) | seq;
-}
-
-std::byte pattern(std::size_t i)
-{
-    return static_cast<std::byte>((i * 131 + 7) & 0xFF);
-}
-
-// Where the receiver samples the pattern: 8 bytes between the two tags (size >= 24).
-std::size_t sample_offset(uint64_t seq, std::size_t size)
-{
-    return 8 + static_cast<std::size_t>((seq * 0x9E37'79B9'7F4A'7C15ULL) >> 40) % (size - 23);
-}
-
-void fill(std::vector<std::byte>& b)
-{
-    for (std::size_t i = 0; i < b.size(); ++i)
-        b[i] = pattern(i);
-}
-
-void stamp(std::vector<std::byte>& b, uint64_t t)
-{
-    const uint64_t end = ~t;
-    std::memcpy(b.data(), &t, 8);
-    std::memcpy(b.data() + b.size() - 8, &end, 8);
-}
-
-bool check(const std::vector<std::byte>& m, std::size_t size, uint64_t t, uint64_t seq)
-{
-    if (m.size() != size)
-        return false;
-    uint64_t first = 0;
-    uint64_t last = 0;
-    std::memcpy(&first, m.data(), 8);
-    std::memcpy(&last, m.data() + size - 8, 8);
-    if (first != t || last != ~t)
-        return false;
-    if (size < 24)
-        return true;  // nothing between the tags
-    const std::size_t at = sample_offset(seq, size);
-    for (std::size_t i = at; i < at + 8; ++i) {
-        if (m[i] != pattern(i))
-            return false;
-    }
-    return true;
-}
-
-// ---- one side: device, Endpoint, link, channels ----
-
-class Session {
-public:
-    Session(std::string fabric, std::string name, std::string peer, bool polling,
-            uint32_t link_channels)
-        : fabric_(std::move(fabric)),
-          name_(std::move(name)),
-          peer_(std::move(peer)),
-          polling_(polling),
-          link_channels_(link_channels)
-    {
-    }
-    Session(const Session&) = delete;
-    Session& operator=(const Session&) = delete;
-    ~Session()
-    {
-        // The link (inside the Endpoint) before the device it stores through.
-        endpoint_.reset();
-        device_.reset();
-    }
-
-    bool open()
-    {
-        auto file = sim::open_function({.fabric = fabric_, .name = name_});
-        if (!file)
-            return fail("open function", file.error());
-        auto dev = device::IsmDevice::open(std::move(*file));
-        if (!dev)
-            return fail("open device", dev.error());
-        device_ = std::move(*dev);
-        endpoint_ = std::make_unique<link::Endpoint>(io_, *device_,
-                                                     link::EndpointOptions{.polling = polling_});
-        auto l =
-            endpoint_->add_link({.peer_gid = sim::gid_for_name(peer_), .channels = link_channels_});
-        if (!l)
-            return fail("add link", l.error());
-        link_ = *l;
-        link_->set_event_handler([this](const link::LinkEvent& ev) {
-            // Waiters only learn that the peer is gone; the event says why.
-            using Kind = link::LinkEvent::Kind;
-            const char* what = ev.kind == Kind::down             ? "link down"
-                               : ev.kind == Kind::reset_sent     ? "we reset the link"
-                               : ev.kind == Kind::reset_received ? "the peer reset the link"
-                               : ev.kind == Kind::offer_refused  ? "offer refused"
-                                                                 : nullptr;
-            if (what != nullptr)
-                link_events_ += std::string(link_events_.empty() ? "" : "; ") + what + " (" +
-                                ev.error.message() + ", reason " +
-                                std::to_string(static_cast<int>(ev.reason)) + ", channel " +
-                                std::to_string(ev.channel) + ")";
-            if (ev.kind == Kind::down)
-                fail("link down");
-        });
-        for (uint32_t c = 0; c < data_channels(); ++c)
-            data_[c] = &link_->open_channel(c, ChannelMode::message);
-        control_ = &link_->open_channel(data_channels(), ChannelMode::message);
-        receive_control();
-        return true;
-    }
-
-    bool fail(const char* what, std::error_code ec)
-    {
-        // The endpoint's shutdown completes what is pending with operation_canceled.
-        if (error_.empty() && ec != std::errc::operation_canceled)
-            error_ = std::string(what) + ": " + ec.message();
-        return false;
-    }
-    void fail(std::string what)
-    {
-        if (error_.empty())
-            error_ = std::move(what);
-    }
-    /// The first error, and what the link reported about it.
-    [[nodiscard]] std::string error() const
-    {
-        return link_events_.empty() ? error_ : error_ + " [" + link_events_ + "]";
-    }
-    [[nodiscard]] const std::string& name() const noexcept { return name_; }
-
-    /// Runs the event loop until `done()` holds; false on an error or after `timeout`.
-    template <class Pred>
-    bool run_until(Pred done, Clock::duration timeout)
-    {
-        const auto deadline = Clock::now() + timeout;
-        while (!done()) {
-            if (g_interrupted != 0)
-                fail("interrupted");
-            if (!error_.empty())
-                return false;
-            if (Clock::now() > deadline) {
-                fail("timed out");
-                return false;
-            }
-            io_.run_one();
-        }
-        return error_.empty();
-    }
-
-    bool wait_up()
-    {
-        return run_until([this] { return link_->up(); }, kUpTimeout);
-    }
-
-    void send_control(const Control& c)
-    {
-        auto buf = std::make_shared<std::array<std::byte, sizeof(Control)>>();
-        std::memcpy(buf->data(), &c, sizeof(c));
-        ++controls_in_flight_;
-        control_->async_send(*buf, [this, buf](std::error_code ec) {
-            --controls_in_flight_;
-            if (ec)
-                fail("send control", ec);
-        });
-    }
-
-    /// The next control message from the peer (waits up to `timeout`).
-    std::optional<Control> next_control(Clock::duration timeout = kStepTimeout)
-    {
-        if (!run_until([this] { return !controls_.empty(); }, timeout))
-            return std::nullopt;
-        const Control c = controls_.front();
-        controls_.pop_front();
-        return c;
-    }
-
-    /// Waits until every control message sent was consumed by the peer.
-    bool flush_controls()
-    {
-        return run_until([this] { return controls_in_flight_ == 0; }, kStepTimeout);
-    }
-
-    /// Keeps `obj` alive as long as the link, which may hold handlers that point into it.
-    template <class T>
-    T& keep(std::shared_ptr<T> obj)
-    {
-        T& ref = *obj;
-        kept_.push_back(std::move(obj));
-        return ref;
-    }
-
-    [[nodiscard]] Channel& data(uint32_t c) noexcept { return *data_[c]; }
-    [[nodiscard]] uint32_t data_channels() const noexcept { return link_channels_ - 1; }
-    [[nodiscard]] const link::Link& link() const noexcept { return *link_; }
-
-private:
-    void receive_control()
-    {
-        control_->async_receive([this](std::error_code ec, std::vector<std::byte> m) {
-            if (ec) {
-                fail("receive control", ec);
-                return;
-            }
-            Control c;
-            if (m.size() != sizeof(c)) {
-                fail("malformed control message");
-                return;
-            }
-            std::memcpy(&c, m.data(), sizeof(c));
-            controls_.push_back(c);
-            receive_control();
-        });
-    }
-
-    std::string fabric_;
-    std::string name_;
-    std::string peer_;
-    bool polling_;
-    uint32_t link_channels_;
-    boost::asio::io_context io_;
-    std::vector<std::shared_ptr<void>> kept_;
-    std::unique_ptr<device::IsmDevice> device_;
-    std::unique_ptr<link::Endpoint> endpoint_;
-    link::Link* link_ = nullptr;
-    std::array<Channel*, kMaxDataChannels> data_{};
-    Channel* control_ = nullptr;
-    std::deque<Control> controls_;
-    std::size_t controls_in_flight_ = 0;
-    std::string error_;
-    std::string link_events_;
-};
-
-// ---- the peer (the exec'd process): receives, verifies, echoes ----
-
-class Receiver {
-public:
-    explicit Receiver(Session& s) : s_(s)
-    {
-        for (uint32_t c = 0; c < s_.data_channels(); ++c)
-            receive(c);
-    }
-
-    void handle(const Control& c)
-    {
-        switch (c.cmd) {
-            case Cmd::throughput:
-                phase_ = c.phase;
-                size_ = c.size;
-                expected_.fill(1);
-                reset_counts();
-                s_.send_control({.cmd = Cmd::ready});
-                break;
-            case Cmd::latency:
-                echo_ = true;
-                reset_counts();
-                s_.send_control({.cmd = Cmd::ready});
-                break;
-            case Cmd::stop:
-                s_.send_control(
-                    {.cmd = Cmd::report, .messages = messages_, .bytes = bytes_, .bad = bad_});
-                phase_ = 0;
-                echo_ = false;
-                break;
-            default:
-                s_.fail("unexpected control message");
-                break;
-        }
-    }
-
-private:
-    void reset_counts() { messages_ = bytes_ = bad_ = 0; }
-
-    void receive(uint32_t c)
-    {
-        s_.data(c).async_receive([this, c](std::error_code ec, std::vector<std::byte> m) {
-            if (ec) {
-                s_.fail("receive", ec);
-                return;
-            }
-            on_message(c, std::move(m));
-            receive(c);
-        });
-    }
-
-    void on_message(uint32_t c, std::vector<std::byte>&& m)
-    {
-        if (echo_ && c == 0) {
-            ++messages_;
-            bytes_ += m.size();
-            auto pong = std::make_shared<std::vector<std::byte>>(std::move(m));
-            s_.data(0).async_send(*pong, [this, pong](std::error_code ec) {
-                if (ec)
-                    s_.fail("send echo", ec);
-            });
-            return;
-        }
-        const uint64_t seq = expected_[c]++;
-        if (phase_ != 0 && check(m, size_, tag(phase_, c, seq), seq)) {
-            ++messages_;
-            bytes_ += m.size();
-        } else {
-            ++bad_;
-        }
-    }
-
-    Session& s_;
-    uint64_t phase_ = 0;
-    std::size_t size_ = 0;
-    bool echo_ = false;
-    std::array<uint64_t, kMaxDataChannels> expected_{};
-    uint64_t messages_ = 0;
-    uint64_t bytes_ = 0;
-    uint64_t bad_ = 0;
-};
-
-int run_peer(const std::string& fabric, const std::string& index, bool polling,
-             uint32_t link_channels)
-{
-    // The benchmark owns this process: end with it.
-    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
-    if (::getppid() == 1)
-        return 1;
-    Session s(fabric, "b" + index, "a" + index, polling, link_channels);
-    if (!s.open()) {
-        std::fprintf(stderr, "peer: %s\n", s.error().c_str());
-        return 1;
-    }
-    Receiver r(s);
-    while (true) {
-        // The benchmark side times out and ends this process if the conversation stalls.
-        auto c = s.next_control(std::chrono::hours(1));
-        if (!c) {
-            std::fprintf(stderr, "peer: %s\n", s.error().c_str());
-            return 1;
-        }
-        if (c->cmd == Cmd::quit) {
-            // Acknowledge, and leave only once the benchmark has the acknowledgement: had
-            // we gone at once, our departure could overtake the receipt for its QUIT.
-            s.send_control({.cmd = Cmd::ready});
-            return s.flush_controls() ? 0 : 1;
-        }
-        r.handle(*c);
-    }
-}
-
-// ---- the benchmark side ----
-
-std::size_t window_for(const Options& o, std::size_t size, std::size_t ring)
-{
-    if (o.window != 0)
-        return o.window;
-    // About two rings' worth in flight: the ring stays full while credit comes back.
-    return std::clamp<std::size_t>(2 * ring / size, 2, kMaxWindow);
-}
-
-struct ThroughputResult {
-    double bytes_per_s = 0;
-    double messages_per_s = 0;
-    std::size_t window = 0;
-};
-
-// Keeps `window` sends in flight on each of `channels` channels for `seconds`; every new
-// send is issued from a completion handler, so that sends completed by one credit update
-// go out together under one signal.
-class ThroughputRun {
-public:
-    ThroughputRun(Session& s, uint32_t channels, std::size_t size, std::size_t window,
-                  uint64_t phase)
-        : s_(s), size_(size), phase_(phase)
-    {
-        flows_.resize(channels);
-        for (uint32_t c = 0; c < channels; ++c) {
-            Flow& f = flows_[c];
-            f.index = c;
-            f.buffers.resize(window);
-            for (auto& b : f.buffers) {
-                b.resize(size);
-                fill(b);
-            }
-        }
-    }
-
-    std::optional<double> run(double seconds)
-    {
-        start_ = Clock::now();
-        deadline_ = start_ + std::chrono::duration_cast<Clock::duration>(
-                                 std::chrono::duration<double>(seconds));
-        last_ = start_;
-        for (auto& f : flows_) {
-            for (std::size_t slot = 0; slot < f.buffers.size(); ++slot)
-                issue(f, slot);
-        }
-        if (!s_.run_until([this] { return in_flight_ == 0; },
-                          kStepTimeout + std::chrono::seconds(static_cast<long>(seconds))))
-            return std::nullopt;
-        return std::chrono::duration<double>(last_ - start_).count();
-    }
-
-    [[nodiscard]] uint64_t messages() const noexcept
-    {
-        uint64_t n = 0;
-        for (const auto& f : flows_)
-            n += f.completed;
-        return n;
-    }
-
-private:
-    struct Flow {
-        uint32_t index = 0;
-        std::vector<std::vector<std::byte>> buffers;
-        uint64_t next_seq = 1;
-        uint64_t completed = 0;
-    };
-
-    void issue(Flow& f, std::size_t slot)
-    {
-        auto& b = f.buffers[slot];
-        stamp(b, tag(phase_, f.index, f.next_seq++));
-        ++in_flight_;
-        s_.data(f.index).async_send(b, [this, &f, slot](std::error_code ec) {
-            --in_flight_;
-            if (ec) {
-                s_.fail("send", ec);
-                return;
-            }
-            ++f.completed;
-            last_ = Clock::now();
-            // Sends complete in order: this slot's buffer is free again.
-            if (last_ < deadline_)
-                issue(f, slot);
-        });
-    }
-
-    Session& s_;
-    std::size_t size_;
-    uint64_t phase_;
-    std::vector<Flow> flows_;
-    std::size_t in_flight_ = 0;
-    Clock::time_point start_{};
-    Clock::time_point deadline_{};
-    Clock::time_point last_{};
-};
-
-std::optional<ThroughputResult> measure_throughput(Session& s, const Options& o, uint32_t channels,
-                                                   std::size_t size, uint64_t phase)
-{
-    const std::size_t ring =
-        link::ring_size_for(s.link().options().dmb_size, s.link().options().channels);
-    const std::size_t window = window_for(o, size, ring);
-    s.send_control({.cmd = Cmd::throughput, .channels = channels, .phase = phase, .size = size});
-    auto ready = s.next_control();
-    if (!ready || ready->cmd != Cmd::ready) {
-        s.fail("peer not ready for throughput");
-        return std::nullopt;
-    }
-    auto& run = s.keep(std::make_shared<ThroughputRun>(s, channels, size, window, phase));
-    const auto secs = run.run(o.seconds);
-    if (!secs)
-        return std::nullopt;
-    s.send_control({.cmd = Cmd::stop});
-    auto report = s.next_control();
-    if (!report || report->cmd != Cmd::report) {
-        s.fail("no report from the peer");
-        return std::nullopt;
-    }
-    const uint64_t sent = run.messages();
-    if (report->bad != 0 || report->messages != sent || report->bytes != sent * size) {
-        s.fail("verification failed: sent " + std::to_string(sent) + " messages, peer verified " +
-               std::to_string(report->messages) + " (" + std::to_string(report->bytes) +
-               " bytes), " + std::to_string(report->bad) + " bad");
-        return std::nullopt;
-    }
-    return ThroughputResult{static_cast<double>(report->bytes) / *secs,
-                            static_cast<double>(report->messages) / *secs, window};
-}
-
-// 64-byte ping-pong on channel 0: round trips, in nanoseconds.
-std::optional<std::vector<uint64_t>> measure_latency(Session& s, int iterations)
-{
-    s.send_control({.cmd = Cmd::latency});
-    auto ready = s.next_control();
-    if (!ready || ready->cmd != Cmd::ready) {
-        s.fail("peer not ready for latency");
-        return std::nullopt;
-    }
-    struct State {
-        std::vector<std::byte> ping = std::vector<std::byte>(kLatencySize);
-        bool sent = false;
-        bool got = false;
-        bool good = true;
-        uint64_t t1 = 0;
-    };
-    auto st = std::make_shared<State>();
-    s.keep(st);
-    fill(st->ping);
-    std::vector<uint64_t> rounds;
-    rounds.reserve(static_cast<std::size_t>(iterations));
-    Channel& ch = s.data(0);
-    for (int i = 0; i < kLatencyWarmup + iterations; ++i) {
-        State& x = *st;
-        x.sent = x.got = false;
-        const auto seq = static_cast<uint64_t>(i) + 1;
-        const uint64_t t0 = now_ns();
-        stamp(x.ping, tag(1, 0, seq));
-        ch.async_receive([p = st, seq](std::error_code ec, std::vector<std::byte> m) {
-            p->t1 = now_ns();
-            p->got = true;
-            p->good = !ec && check(m, kLatencySize, tag(1, 0, seq), seq);
-        });
-        ch.async_send(x.ping, [p = st](std::error_code ec) {
-            p->sent = true;
-            p->good = p->good && !ec;
-        });
-        if (!s.run_until([&x] { return x.sent && x.got; }, kStepTimeout))
-            return std::nullopt;
-        if (!x.good) {
-            s.fail("bad echo");
-            return std::nullopt;
-        }
-        if (i >= kLatencyWarmup)
-            rounds.push_back(x.t1 - t0);
-    }
-    s.send_control({.cmd = Cmd::stop});
-    auto report = s.next_control();
-    if (!report || report->cmd != Cmd::report ||
-        report->messages != static_cast<uint64_t>(kLatencyWarmup + iterations)) {
-        s.fail("peer echoed a different number of pings");
-        return std::nullopt;
-    }
-    return rounds;
-}
-
-struct Row {
-    uint32_t channels = 0;
-    std::size_t size = 0;
-    ThroughputResult r;
-};
-
-struct SessionResult {
-    std::vector<Row> rows;
-    std::optional<Percentiles> latency;
-    double other_cpus = 0;  // CPUs other processes kept busy meanwhile
-};
+// Yardstick figures before and after a link figure further apart than this: the machine
+// changed under the measurement (vCPU placement, other load), and the row says so.
+constexpr double kDisturbed = 1.5;
 
 std::string size_name(std::size_t size)
 {
@@ -764,105 +53,410 @@ std::string size_name(std::size_t size)
     return std::to_string(size) + " B";
 }
 
-// What throughput is set against, per message size: single-thread memcpy (the issue's
-// yardstick) and a bare two-process shared-memory pipe (what crossing cores costs here).
-struct Floors {
-    std::map<std::size_t, double> memcpy;
-    std::map<std::size_t, double> pipe;
+std::size_t window_for(const LinkBenchOptions& o, std::size_t size, std::size_t ring)
+{
+    if (o.window != 0)
+        return o.window;
+    // About two rings' worth in flight: the ring stays full while credit comes back.
+    return std::clamp<std::size_t>(2 * ring / size, 2, kMaxWindow);
+}
+
+// The largest piece the link stores a message in (a quarter ring, link.cpp).
+std::size_t link_piece(std::size_t ring)
+{
+    return std::max<std::size_t>(ring / 4 - link::kRecordHeaderSize,
+                                 1024 - link::kRecordHeaderSize) &
+           ~std::size_t{7};
+}
+
+// A yardstick figure before and after a link figure.
+struct Bracket {
+    double before = 0;
+    double after = 0;
+    [[nodiscard]] double mean() const { return (before + after) / 2; }
+    [[nodiscard]] bool disturbed() const
+    {
+        const double lo = std::min(before, after);
+        return lo <= 0 || std::max(before, after) / lo > kDisturbed;
+    }
 };
 
-// One pair of processes, both Endpoints in interrupt or in polling mode.
-bool run_session(const char* self, const Options& o, const std::string& fabric, int index,
-                 bool polling, bool throughput, const Floors& floors, SessionResult& out)
-{
-    const std::string idx = std::to_string(index);
-    // Declared first, so that on an error our function closes first: the peer sees the
-    // link go down, says why and exits.
-    ChildProcess peer;
-    Session s(fabric, "a" + idx, "b" + idx, polling, o.link_channels);
-    const char* mode = polling ? "polling" : "interrupt";
-    if (!s.open()) {
-        std::fprintf(stderr, "%s\n", s.error().c_str());
-        return false;
+// A pair of linked processes in one mode, with what the benchmark needs around it.
+class Pair {
+public:
+    Pair(const char* self, const LinkBenchOptions& o, const std::string& fabric, int index,
+         PollMode mode, std::chrono::microseconds window)
+        : o_(o),
+          mode_(mode),
+          s_(fabric, "a" + std::to_string(index), "b" + std::to_string(index),
+             link::EndpointOptions{.mode = mode, .poll_window = window}, o.link_channels)
+    {
+        int fds[2];
+        if (::pipe(fds) != 0) {
+            s_.fail("pipe", std::error_code(errno, std::generic_category()));
+            return;
+        }
+        pause_r_ = fds[0];
+        pause_w_ = fds[1];
+        ::fcntl(pause_w_, F_SETFD, FD_CLOEXEC);
+        if (!s_.open())
+            return;
+        peer_.adopt(spawn_self(
+            self, {"--peer", fabric, std::to_string(index), mode_name(mode),
+                   std::to_string(window.count()), std::to_string(o.link_channels),
+                   std::to_string(pause_r_), o.return_memory ? "return-memory" : "keep-memory"}));
+        if (peer_.pid() < 0) {
+            s_.fail("cannot start the peer");
+            return;
+        }
+        if (!s_.wait_up())
+            return;
+        control_.emplace(s_);
+        if (auto hello = control_->ask({.cmd = Cmd::hello}, Cmd::report); hello)
+            yardstick_token_ = hello->bytes;
+        if (yardstick_token_ == 0)
+            s_.fail("the peer has no yardstick DMB");
     }
-    peer.adopt(spawn_self(
-        self, {"--peer", fabric, idx, polling ? "1" : "0", std::to_string(o.link_channels)}));
-    if (peer.pid() < 0)
-        return false;
-    const auto report_error = [&s, mode] {
+    Pair(const Pair&) = delete;
+    Pair& operator=(const Pair&) = delete;
+    ~Pair()
+    {
+        ::close(pause_r_);
+        ::close(pause_w_);
+    }
+
+    [[nodiscard]] bool ok() const { return !s_.failed(); }
+    [[nodiscard]] std::string error() const
+    {
+        return std::string(mode_name(mode_)) + " mode: " + s_.error();
+    }
+    Session& session() { return s_; }
+    ControlChannel& control() { return *control_; }
+    [[nodiscard]] std::size_t ring() const
+    {
+        return link::ring_size_for(link::LinkOptions{}.dmb_size, o_.link_channels);
+    }
+
+    /// Runs `measure` while the peer is blocked (so that it uses no CPU at all).
+    template <class F>
+    bool paused(F measure)
+    {
+        if (!control_->ask({.cmd = Cmd::pause}, Cmd::ready))
+            return false;
+        measure();
+        const char byte = 1;
+        return ::write(pause_w_, &byte, 1) == 1;
+    }
+
+    struct Floors {
+        double pipe = 0;
+        double move = 0;
+        double dram = 0;  // messages of 1 MiB and more
+    };
+    std::optional<Floors> floors(uint32_t channels, std::size_t size)
+    {
+        Floors f;
+        const double secs = o_.floor_seconds;
+        if (!paused([&] {
+                f.pipe = pipe_rate(size, ring(), channels, link_piece(ring()), secs);
+                f.move = s_.move_rate(yardstick_token_, size, link_piece(ring()), secs);
+                if (size >= (std::size_t{1} << 20))
+                    f.dram = dram_memcpy_rate(size, secs);
+            }))
+            return std::nullopt;
+        return f;
+    }
+
+    /// Round trips of a bare ping-pong (the latency floor of this mode), in ns.
+    std::optional<std::vector<uint64_t>> latency_floor(int iterations)
+    {
+        std::vector<uint64_t> rounds;
+        if (!paused([&] {
+                rounds = mode_ == PollMode::interrupt ? eventfd_ping_pong(iterations).round_ns
+                                                      : spin_ping_pong(iterations);
+            }))
+            return std::nullopt;
+        return rounds;
+    }
+
+    /// CPU the two processes use, idle and linked, for `seconds`: % of a core each.
+    std::optional<std::pair<double, double>> idle_cpu(double seconds, link::EndpointStats& during)
+    {
+        if (!control_->ask({.cmd = Cmd::idle_begin}, Cmd::ready))
+            return std::nullopt;
+        const auto before = s_.endpoint().stats();
+        const double cpu0 = cpu_seconds_self();
+        const uint64_t t0 = now_ns();
+        if (!s_.run_for(std::chrono::duration_cast<Clock::duration>(
+                std::chrono::duration<double>(seconds))))
+            return std::nullopt;
+        const double ours = cpu_seconds_self() - cpu0;
+        const double wall = static_cast<double>(now_ns() - t0) / 1e9;
+        const auto& after = s_.endpoint().stats();
+        during = {after.interrupts - before.interrupts,   after.poll_windows - before.poll_windows,
+                  after.sleeps - before.sleeps,           after.poll_passes - before.poll_passes,
+                  after.busy_passes - before.busy_passes, after.timer_runs - before.timer_runs};
+        auto report = control_->ask({.cmd = Cmd::idle_end}, Cmd::report);
+        if (!report)
+            return std::nullopt;
+        return std::pair{100 * ours / wall,
+                         100 * (static_cast<double>(report->bytes) / 1e9) / wall};
+    }
+
+    bool finish()
+    {
+        if (!control_->ask({.cmd = Cmd::quit}, Cmd::ready) || !control_->flush())
+            return false;
+        if (const int status = peer_.wait(); status != 0) {
+            s_.fail("the peer exited with status " + std::to_string(status));
+            return false;
+        }
+        return true;
+    }
+
+private:
+    const LinkBenchOptions& o_;
+    PollMode mode_;
+    // Declared before the session, so that on an error our function closes first: the
+    // peer sees the link go down, says why and exits.
+    ChildProcess peer_;
+    Session s_;
+    std::optional<ControlChannel> control_;
+    int pause_r_ = -1;
+    int pause_w_ = -1;
+    uint64_t yardstick_token_ = 0;
+};
+
+struct Point {
+    double link = 0;  // median link bytes/s
+    double pipe = 0;  // median of the pipe's bracket means
+    double move = 0;
+    double dram = 0;
+    double per_pipe = 0;  // median of link / pipe bracket mean
+    double per_move = 0;
+    double per_dram = 0;
+    double msgs = 0;
+    bool disturbed = false;
+};
+
+// A B A B A: the floors before the first repetition, then after each.
+std::optional<Point> throughput_point(Pair& p, const LinkBenchOptions& o, uint32_t channels,
+                                      std::size_t size, uint64_t& phase)
+{
+    const std::size_t window = window_for(o, size, p.ring());
+    auto before = p.floors(channels, size);
+    if (!before)
+        return std::nullopt;
+    std::vector<double> link, pipe, move, dram, per_pipe, per_move, per_dram, msgs;
+    Point pt;
+    for (int r = 0; r < o.repetitions; ++r) {
+        auto t = measure_throughput(p.session(), p.control(), channels, size, window,
+                                    o.seconds / o.repetitions, ++phase);
+        if (!t)
+            return std::nullopt;
+        auto after = p.floors(channels, size);
+        if (!after)
+            return std::nullopt;
+        const Bracket bp{before->pipe, after->pipe};
+        const Bracket bm{before->move, after->move};
+        link.push_back(t->bytes_per_s);
+        msgs.push_back(t->messages_per_s);
+        pipe.push_back(bp.mean());
+        move.push_back(bm.mean());
+        per_pipe.push_back(t->bytes_per_s / bp.mean());
+        per_move.push_back(t->bytes_per_s / bm.mean());
+        pt.disturbed = pt.disturbed || bp.disturbed() || bm.disturbed();
+        if (size >= (std::size_t{1} << 20)) {
+            const Bracket bd{before->dram, after->dram};
+            dram.push_back(bd.mean());
+            per_dram.push_back(t->bytes_per_s / bd.mean());
+            pt.disturbed = pt.disturbed || bd.disturbed();
+        }
+        before = after;
+    }
+    pt.link = median(link);
+    pt.msgs = median(msgs);
+    pt.pipe = median(pipe);
+    pt.move = median(move);
+    pt.dram = median(dram);
+    pt.per_pipe = median(per_pipe);
+    pt.per_move = median(per_move);
+    pt.per_dram = median(per_dram);
+    return pt;
+}
+
+struct LatencyPoint {
+    Percentiles link;   // over all repetitions' samples
+    Percentiles floor;  // likewise
+    double ratio = 0;   // median of p50 / mean(floor p50 before, after)
+    bool disturbed = false;
+};
+
+std::optional<LatencyPoint> latency_point(Pair& p, const LinkBenchOptions& o)
+{
+    const int per = std::max(o.iterations / o.repetitions, 10);
+    auto before = p.latency_floor(per);
+    if (!before)
+        return std::nullopt;
+    std::vector<uint64_t> all_link, all_floor = *before;
+    std::vector<double> ratios;
+    LatencyPoint lp;
+    double floor_before = percentiles(*before, 2.0).p50_us;
+    for (int r = 0; r < o.repetitions; ++r) {
+        auto rounds = measure_ping_pong(p.session(), p.control(), per);
+        if (!rounds)
+            return std::nullopt;
+        auto after = p.latency_floor(per);
+        if (!after)
+            return std::nullopt;
+        all_floor.insert(all_floor.end(), after->begin(), after->end());
+        const double floor_after = percentiles(*after, 2.0).p50_us;
+        const Bracket b{floor_before, floor_after};
+        all_link.insert(all_link.end(), rounds->begin(), rounds->end());
+        ratios.push_back(percentiles(*rounds, 2.0).p50_us / b.mean());
+        lp.disturbed = lp.disturbed || b.disturbed();
+        floor_before = floor_after;
+    }
+    lp.link = percentiles(all_link, 2.0);
+    lp.floor = percentiles(all_floor, 2.0);
+    lp.ratio = median(ratios);
+    return lp;
+}
+
+struct ModeResult {
+    std::vector<std::pair<std::pair<uint32_t, std::size_t>, Point>> rows;
+    std::optional<LatencyPoint> latency;
+    std::optional<std::pair<double, double>> idle;  // % of a core: ours, the peer's
+    link::EndpointStats idle_stats;
+    double other_cpus = 0;
+};
+
+const char* mark(bool disturbed)
+{
+    return disturbed ? " *" : "";
+}
+
+bool run_mode(const char* self, const LinkBenchOptions& o, const std::string& fabric, int index,
+              PollMode mode, ModeResult& out)
+{
+    const OtherLoad load;
+    Pair p(self, o, fabric, index, mode, o.poll_window);
+    const auto failed = [&p] {
         std::fflush(stdout);
-        std::fprintf(stderr, "%s mode: %s\n", mode, s.error().c_str());
+        std::fprintf(stderr, "%s\n", p.error().c_str());
         return false;
     };
-    if (!s.wait_up())
-        return report_error();
-
-    if (throughput) {
+    if (!p.ok())
+        return failed();
+    std::printf("\n== %s mode%s\n", mode_name(mode),
+                mode == PollMode::adaptive
+                    ? (", poll window " + std::to_string(o.poll_window.count()) + " us").c_str()
+                    : "");
+    if (o.throughput) {
         std::printf(
-            "\nThroughput, %s mode: bytes the peer received through async_receive and "
-            "verified, %.2g s per point\n",
-            mode, o.seconds);
-        std::printf("%8s %9s %7s %12s %11s %12s %7s %12s %7s\n", "channels", "size", "window",
-                    "msg/s", "link MB/s", "memcpy MB/s", "ratio", "shm pipe MB/s", "ratio");
+            "Throughput: bytes the peer received through async_receive and verified; %d x %.2g s "
+            "per point, yardsticks before and after each (ratios: medians)\n",
+            o.repetitions, o.seconds / o.repetitions);
+        std::printf("%3s %8s %6s %10s %9s | %9s %6s | %9s %6s | %9s %6s\n", "ch", "size", "window",
+                    "msg/s", "link MB/s", "pipe MB/s", "ratio", "move MB/s", "ratio", "DRAM MB/s",
+                    "ratio");
         uint64_t phase = 0;
         for (uint32_t channels : o.channels) {
             for (std::size_t size : o.sizes) {
-                auto r = measure_throughput(s, o, channels, size, ++phase);
-                if (!r)
-                    return report_error();
-                const double mc = floors.memcpy.at(size);
-                const double pipe = floors.pipe.at(size);
-                std::printf("%8u %9s %7zu %12.0f %11.0f %12.0f %6.1f%% %12.0f %6.1f%%\n", channels,
-                            size_name(size).c_str(), r->window, r->messages_per_s,
-                            r->bytes_per_s / 1e6, mc / 1e6, 100 * r->bytes_per_s / mc, pipe / 1e6,
-                            100 * r->bytes_per_s / pipe);
+                auto pt = throughput_point(p, o, channels, size, phase);
+                if (!pt)
+                    return failed();
+                std::printf("%3u %8s %6zu %10.0f %9.0f | %9.0f %5.2fx | %9.0f %5.2fx", channels,
+                            size_name(size).c_str(), window_for(o, size, p.ring()), pt->msgs,
+                            pt->link / 1e6, pt->pipe / 1e6, pt->per_pipe, pt->move / 1e6,
+                            pt->per_move);
+                if (pt->dram > 0)
+                    std::printf(" | %9.0f %5.2fx", pt->dram / 1e6, pt->per_dram);
+                else
+                    std::printf(" | %9s %6s", "", "");
+                std::printf("%s\n", mark(pt->disturbed));
                 std::fflush(stdout);
-                out.rows.push_back({channels, size, *r});
+                out.rows.push_back({{channels, size}, *pt});
             }
         }
     }
-
-    auto rounds = measure_latency(s, o.iterations);
-    if (!rounds)
-        return report_error();
-    out.latency = percentiles(*rounds, 2.0);
-
-    s.send_control({.cmd = Cmd::quit});
-    auto bye = s.next_control();
-    if (!bye || bye->cmd != Cmd::ready || !s.flush_controls())
-        return report_error();
-    if (const int status = peer.wait(); status != 0) {
-        std::fprintf(stderr, "%s mode: the peer exited with status %d\n", mode, status);
-        return false;
+    if (o.latency) {
+        out.latency = latency_point(p, o);
+        if (!out.latency)
+            return failed();
+        const auto& l = *out.latency;
+        std::printf(
+            "Latency, %zu B one way (round trip / 2), %d samples: p50 %.2f us, p99 %.2f us; "
+            "%s floor p50 %.2f us, p99 %.2f us; p50 / floor %.2fx%s\n",
+            kLatencySize, o.iterations, l.link.p50_us, l.link.p99_us,
+            mode == PollMode::interrupt ? "eventfd" : "spin", l.floor.p50_us, l.floor.p99_us,
+            l.ratio, mark(l.disturbed));
     }
+    if (o.idle_seconds > 0) {
+        out.idle = p.idle_cpu(o.idle_seconds, out.idle_stats);
+        if (!out.idle)
+            return failed();
+        const auto& st = out.idle_stats;
+        std::printf(
+            "Idle CPU over %.1f s, linked and idle: this process %.3f%%, the peer %.3f%% of "
+            "a core (our Endpoint meanwhile: %llu interrupts, %llu poll windows, %llu "
+            "sleeps, %llu polling passes, %llu timer runs)\n",
+            o.idle_seconds, out.idle->first, out.idle->second,
+            static_cast<unsigned long long>(st.interrupts),
+            static_cast<unsigned long long>(st.poll_windows),
+            static_cast<unsigned long long>(st.sleeps),
+            static_cast<unsigned long long>(st.poll_passes),
+            static_cast<unsigned long long>(st.timer_runs));
+    }
+    if (!p.finish())
+        return failed();
+    out.other_cpus = load.cpus();
+    std::printf("Other processes kept %.2f CPUs busy meanwhile%s\n", out.other_cpus,
+                out.other_cpus > 0.1 ? ": DISTURBED" : "");
     return true;
 }
 
-// Removes the fabric however the run ends (after every function on it is closed).
-class FabricGuard {
-public:
-    explicit FabricGuard(std::string name) : name_(std::move(name)) {}
-    FabricGuard(const FabricGuard&) = delete;
-    FabricGuard& operator=(const FabricGuard&) = delete;
-    ~FabricGuard()
-    {
-        if (auto r = sim::remove_fabric(name_);
-            !r && r.error() != std::errc::no_such_file_or_directory)
-            std::fprintf(stderr, "remove fabric %s: %s\n", name_.c_str(),
-                         r.error().message().c_str());
+// Adaptive mode at each poll window: 64 KiB on one channel, latency, idle CPU.
+bool run_sweep(const char* self, const LinkBenchOptions& o, const std::string& fabric, int index)
+{
+    std::printf("\n== poll window sweep (adaptive mode)\n");
+    std::printf("%10s | %9s %6s | %8s %8s %6s | %9s %9s%s\n", "window us", "64K MB/s", "/pipe",
+                "p50 us", "p99 us", "/spin", "idle CPU%", "(peer)", "");
+    for (auto w : o.sweep) {
+        LinkBenchOptions so = o;
+        so.poll_window = w;
+        const OtherLoad load;
+        Pair p(self, so, fabric, index++, PollMode::adaptive, w);
+        if (!p.ok()) {
+            std::fprintf(stderr, "%s\n", p.error().c_str());
+            return false;
+        }
+        uint64_t phase = 0;
+        auto pt = throughput_point(p, so, 1, std::size_t{64} << 10, phase);
+        auto lat = pt ? latency_point(p, so) : std::nullopt;
+        link::EndpointStats st;
+        auto idle = lat ? p.idle_cpu(so.idle_seconds, st) : std::nullopt;
+        if (!idle || !p.finish()) {
+            std::fprintf(stderr, "%s\n", p.error().c_str());
+            return false;
+        }
+        const double other = load.cpus();
+        std::printf("%10lld | %9.0f %5.2fx | %8.2f %8.2f %5.2fx | %8.3f%% %8.3f%%%s%s\n",
+                    static_cast<long long>(w.count()), pt->link / 1e6, pt->per_pipe,
+                    lat->link.p50_us, lat->link.p99_us, lat->ratio, idle->first, idle->second,
+                    mark(pt->disturbed || lat->disturbed),
+                    other > 0.1 ? "  (others busy: DISTURBED)" : "");
+        std::fflush(stdout);
     }
-    [[nodiscard]] const std::string& name() const noexcept { return name_; }
-
-private:
-    std::string name_;
-};
+    return true;
+}
 
 const char* verdict(bool met)
 {
     return met ? "met" : "MISSED";
 }
 
-int run_benchmark(const char* self, const Options& o)
+int run_benchmark(const char* self, const LinkBenchOptions& o)
 {
     utsname u{};
     ::uname(&u);
@@ -870,116 +464,96 @@ int run_benchmark(const char* self, const Options& o)
     const std::size_t ring = link::ring_size_for(dmb, o.link_channels);
     std::printf(
         "ism-bench-link: one link between two processes on the emulated fabric\n"
-        "  link: %u channels, %zu KiB DMB, %zu-byte rings; machine: %ld CPUs, %s %s %s\n",
-        o.link_channels, dmb >> 10, ring, ::sysconf(_SC_NPROCESSORS_ONLN), u.sysname, u.release,
-        u.machine);
-
-    Floors floors;
-    for (std::size_t size : o.sizes) {
-        floors.memcpy[size] = memcpy_rate(size, o.memcpy_bytes);
-        floors.pipe[size] = shm_pipe_rate(size, ring, std::min(o.seconds, 0.5));
-    }
-    const auto& memcpy_rates = floors.memcpy;
+        "  link: %u channels, %zu KiB DMB, %zu-byte rings, %zu-byte pieces; machine: %ld CPUs, "
+        "%s %s %s\n"
+        "  yardsticks: pipe = bare cross-core pipe, same rings and pieces; move = the device's "
+        "store rate into the peer process; DRAM = memcpy of a 512 MiB buffer (>= 1 MiB)\n"
+        "  * = a yardstick differed by more than %.1fx before and after the link figure\n",
+        o.link_channels, dmb >> 10, ring, link_piece(ring), ::sysconf(_SC_NPROCESSORS_ONLN),
+        u.sysname, u.release, u.machine, kDisturbed);
 
     FabricGuard fabric("bench-link-" + std::to_string(::getpid()));
     struct sigaction sa {};
     sa.sa_handler = [](int) { g_interrupted = 1; };
     ::sigaction(SIGINT, &sa, nullptr);
     ::sigaction(SIGTERM, &sa, nullptr);
-    SessionResult irq;
-    SessionResult poll;
-    std::vector<uint64_t> eventfd_rounds;
-    std::vector<uint64_t> spin_rounds;
-    if (o.interrupt_mode) {
-        const OtherLoad load;
-        if (!run_session(self, o, fabric.name(), 0, false, true, floors, irq))
+
+    std::vector<std::pair<PollMode, ModeResult>> results;
+    int index = 0;
+    for (PollMode mode : o.modes) {
+        ModeResult r;
+        if (!run_mode(self, o, fabric.name(), index++, mode, r))
             return 1;
-        eventfd_rounds = eventfd_ping_pong(o.iterations).round_ns;
-        irq.other_cpus = load.cpus();
+        results.emplace_back(mode, std::move(r));
     }
-    if (o.polling_mode) {
-        const OtherLoad load;
-        if (!run_session(self, o, fabric.name(), 1, true, o.poll_throughput, floors, poll))
-            return 1;
-        spin_rounds = spin_ping_pong(o.iterations);
-        poll.other_cpus = load.cpus();
-    }
+    if (!o.sweep.empty() && !run_sweep(self, o, fabric.name(), index))
+        return 1;
 
-    std::printf("\nLatency, %zu B one way (round trip / 2), %d samples after %d warm-up\n",
-                kLatencySize, o.iterations, kLatencyWarmup);
-    std::printf("%-34s %9s %9s %14s\n", "", "p50 us", "p99 us", "p50 / floor");
-    const auto line = [](const char* what, const Percentiles& p, const Percentiles* floor) {
-        if (floor != nullptr && floor->p50_us > 0)
-            std::printf("%-34s %9.2f %9.2f %13.2fx\n", what, p.p50_us, p.p99_us,
-                        p.p50_us / floor->p50_us);
-        else
-            std::printf("%-34s %9.2f %9.2f\n", what, p.p50_us, p.p99_us);
-    };
-    std::optional<double> irq_ratio;
-    std::optional<double> poll_ratio;
-    if (irq.latency) {
-        const Percentiles floor = percentiles(eventfd_rounds, 2.0);
-        line("link, interrupt mode", *irq.latency, &floor);
-        line("eventfd ping-pong (floor)", floor, nullptr);
-        if (floor.p50_us > 0)
-            irq_ratio = irq.latency->p50_us / floor.p50_us;
-    }
-    if (poll.latency) {
-        const Percentiles floor = percentiles(spin_rounds, 2.0);
-        line("link, polling mode", *poll.latency, &floor);
-        line("shared-memory spin ping-pong (floor)", floor, nullptr);
-        if (floor.p50_us > 0)
-            poll_ratio = poll.latency->p50_us / floor.p50_us;
-    }
-
-    // What else ran: figures taken while other processes were busy are not comparable.
-    std::printf("\nOther processes kept busy, on average:");
-    if (o.interrupt_mode)
-        std::printf(" %.2f CPUs during the interrupt-mode session", irq.other_cpus);
-    if (o.polling_mode)
-        std::printf("%s %.2f CPUs during the polling-mode session", o.interrupt_mode ? "," : "",
-                    poll.other_cpus);
-    std::printf("%s\n", std::max(irq.other_cpus, poll.other_cpus) > 0.1
-                            ? "\n  DISTURBED: polling in particular needs both cores to itself"
-                            : "");
-
-    std::printf("\nTargets\n");
-    bool any_64k = false;
-    for (const auto& row : irq.rows) {
-        if (row.size != std::size_t{64} << 10)
+    std::printf("\nTargets (adaptive mode)\n");
+    for (const auto& [mode, r] : results) {
+        if (mode != PollMode::adaptive)
             continue;
-        const double ratio = row.r.bytes_per_s / memcpy_rates.at(row.size);
-        std::printf(
-            "  64 KiB throughput >= 60%% of memcpy, %u channel(s): %5.1f%%  %s"
-            "  (%.0f%% of the two-process shm pipe)\n",
-            row.channels, 100 * ratio, verdict(ratio >= 0.6),
-            100 * row.r.bytes_per_s / floors.pipe.at(row.size));
-        any_64k = true;
+        for (const auto& [key, pt] : r.rows) {
+            if (key.first != 1 || key.second != (std::size_t{64} << 10))
+                continue;
+            std::printf(
+                "  1 channel, 64 KiB: %.2fx the pipe (>= 0.8x: %s), %.2f GB/s (>= 3: %s)%s\n",
+                pt.per_pipe, verdict(pt.per_pipe >= 0.8), pt.link / 1e9, verdict(pt.link >= 3e9),
+                mark(pt.disturbed));
+        }
+        if (r.latency)
+            std::printf("  64 B one-way p50: %.2fx the spin floor (<= 3x: %s)%s\n",
+                        r.latency->ratio, verdict(r.latency->ratio <= 3.0),
+                        mark(r.latency->disturbed));
+        if (r.idle) {
+            const double both = r.idle->first + r.idle->second;
+            std::printf("  idle CPU of the two linked processes: %.3f%% of a core (< 1%%: %s)\n",
+                        both, verdict(both < 1.0));
+        }
+        if (r.other_cpus > 0.1)
+            std::printf("  (other processes kept %.2f CPUs busy: DISTURBED)\n", r.other_cpus);
     }
-    if (!any_64k && o.interrupt_mode)
-        std::printf("  64 KiB throughput >= 60%% of memcpy: not measured (--sizes)\n");
-    if (irq_ratio)
-        std::printf("  interrupt p50 <= 1.3x eventfd floor: %.2fx  %s\n", *irq_ratio,
-                    verdict(*irq_ratio <= 1.3));
-    if (poll_ratio)
-        std::printf("  polling p50 <= 3x spin floor: %.2fx  %s\n", *poll_ratio,
-                    verdict(*poll_ratio <= 3.0));
     return 0;
 }
 
 }  // namespace
 
+// Each received message is a fresh std::vector of its size. With glibc's defaults, a
+// freed buffer of 128 KiB and more (the threshold grows with what is freed, to 32 MiB)
+// goes back to the kernel, and the top of the heap is trimmed once 2x that is free, so
+// receiving faults in every page again: 8 channels of 1 MiB messages spent most of their
+// time in page faults. Keep freed memory in the process instead.
+static void keep_freed_memory()
+{
+    ::mallopt(M_MMAP_THRESHOLD, 64 << 20);
+    ::mallopt(M_TRIM_THRESHOLD, 1 << 30);
+}
+
 int main(int argc, char** argv)
 {
-    if (argc == 6 && std::strcmp(argv[1], "--peer") == 0) {
-        const auto link_channels = static_cast<uint32_t>(std::atoi(argv[5]));
-        if (link_channels < 2 || link_channels > link::kMaxChannels)
+    if (argc == 9 && std::strcmp(argv[1], "--peer") == 0) {
+        if (std::strcmp(argv[8], "return-memory") != 0)
+            keep_freed_memory();
+        PeerArgs a;
+        a.fabric = argv[2];
+        a.index = argv[3];
+        const std::string mode = argv[4];
+        a.mode = mode == "polling"    ? PollMode::polling
+                 : mode == "adaptive" ? PollMode::adaptive
+                                      : PollMode::interrupt;
+        a.poll_window = std::chrono::microseconds(std::atoll(argv[5]));
+        a.link_channels = static_cast<uint32_t>(std::atoi(argv[6]));
+        a.pause_fd = std::atoi(argv[7]);
+        if (a.link_channels < 2 || a.link_channels > link::kMaxChannels || a.pause_fd < 0)
             return 2;
-        return run_peer(argv[2], argv[3], std::strcmp(argv[4], "1") == 0, link_channels);
+        return run_peer(a);
     }
-    const auto options = parse_options(argc, argv);
+    int status = 0;
+    const auto options = parse_link_bench_options(argc, argv, status);
     if (!options)
-        return 2;
+        return status;
+    if (!options->return_memory)
+        keep_freed_memory();
     try {
         return run_benchmark(argv[0], *options);
     } catch (const std::exception& e) {

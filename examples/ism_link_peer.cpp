@@ -2,8 +2,9 @@
 // ism-link-peer: one end of a link on the emulated fabric, driven from outside.
 //
 //   ism-link-peer --fabric F --name lpar2 --peer lpar1 [--channels 16] [--dmb-size 1048576]
-//                 [--polling] [--keepalive-ms 1000] [--dead-after-ms 3000]
-//                 [--max-message 16777216] [--sink]
+//                 [--mode interrupt|adaptive|polling] [--poll-window-us 50] [--polling]
+//                 [--keepalive-ms 1000] [--dead-after-ms 3000] [--max-message 16777216]
+//                 [--sink]
 //                 [--stall CH]... [--log FILE] [--exit-with-parent]
 //
 // It opens every channel in message mode and keeps a receive pending on each (except the
@@ -56,6 +57,8 @@ struct Options {
     std::string peer;
     uint32_t channels = 16;
     std::size_t dmb_size = std::size_t{1} << 20;
+    PollMode mode = EndpointOptions{}.mode;
+    int64_t poll_window_us = EndpointOptions{}.poll_window.count();
     bool polling = false;
     int64_t keepalive_ms = 1000;
     int64_t dead_after_ms = 3000;
@@ -231,7 +234,10 @@ int run(const Options& opt)
     }
 
     boost::asio::io_context io;
-    Endpoint endpoint(io, **dev, EndpointOptions{.polling = opt.polling});
+    Endpoint endpoint(
+        io, **dev,
+        EndpointOptions{.mode = opt.mode,
+                        .poll_window = std::chrono::microseconds(opt.poll_window_us)});
     LinkOptions lo;
     lo.peer_gid = sim::gid_for_name(opt.peer);
     lo.dmb_size = opt.dmb_size;
@@ -273,7 +279,15 @@ int run_cli(int argc, char** argv)
         ->capture_default_str();
     app.add_option("--dmb-size", opt.dmb_size, "Our DMB size (power of two, 16 KiB..1 MiB)")
         ->capture_default_str();
-    app.add_flag("--polling", opt.polling, "Spin on the DMB instead of waiting for interrupts");
+    std::string mode = "adaptive";
+    app.add_option("--mode", mode, "How the Endpoint notices work")
+        ->check(CLI::IsMember({"interrupt", "adaptive", "polling"}))
+        ->capture_default_str();
+    app.add_option("--poll-window-us", opt.poll_window_us,
+                   "Adaptive mode: poll this long after activity before sleeping")
+        ->check(CLI::Range(int64_t{0}, int64_t{1'000'000}))
+        ->capture_default_str();
+    app.add_flag("--polling", opt.polling, "Same as --mode polling");
     app.add_option("--keepalive-ms", opt.keepalive_ms, "Keepalive interval")
         ->check(CLI::PositiveNumber)
         ->capture_default_str();
@@ -290,6 +304,11 @@ int run_cli(int argc, char** argv)
     app.add_flag("--exit-with-parent", opt.exit_with_parent,
                  "Be killed when the process that started us dies (tests)");
     CLI11_PARSE(app, argc, argv);
+    opt.mode = mode == "interrupt" ? PollMode::interrupt
+               : mode == "polling" ? PollMode::polling
+                                   : PollMode::adaptive;
+    if (opt.polling)
+        opt.mode = PollMode::polling;
 
     if (opt.exit_with_parent) {
         const pid_t parent = ::getppid();

@@ -110,7 +110,18 @@ tl::expected<void, std::string> Daemon::start()
     if (auto r = open_device(); !r)
         return r;
     ism::link::EndpointOptions eo;
-    eo.polling = config_.global.link.poll == PollMode::polling;
+    switch (config_.global.link.poll) {
+    case PollMode::interrupt:
+        eo.mode = ism::link::PollMode::interrupt;
+        break;
+    case PollMode::adaptive:
+        eo.mode = ism::link::PollMode::adaptive;
+        break;
+    case PollMode::polling:
+        eo.mode = ism::link::PollMode::polling;
+        break;
+    }
+    eo.poll_window = config_.global.link.poll_window;
     endpoint_ = std::make_unique<ism::link::Endpoint>(io_, *device_, eo);
     for (const auto& p : config_.peers) {
         if (auto r = add_peer(p); !r)

@@ -1,4 +1,8 @@
 // SPDX-License-Identifier: MIT
+// Suites ExchangeTwoProcess and ExchangeTwoProcessGidEvents.
+// Suites are named subject, tier, variant (README, Tests): no tier word = one piece on bytes
+// (unit), InMemory = links in one process (unit), TwoProcess = integration; Hostile = the test
+// is a broken or hostile peer.
 // Two processes on one emulated fabric: this test drives one ISM function through the
 // real device layer, and ism-exchange, started with posix_spawn, drives the other.
 #include <poll.h>
@@ -29,7 +33,7 @@ using namespace ism;
 using namespace ism::exchange;
 using namespace std::chrono_literals;
 
-class ExchangePair : public ::testing::Test {
+class ExchangeTwoProcess : public ::testing::Test {
 protected:
     void SetUp() override
     {
@@ -190,7 +194,7 @@ protected:
     std::vector<device::Event> events_;
 };
 
-TEST_F(ExchangePair, FindEachOtherByGidAndMoveEverySize)
+TEST_F(ExchangeTwoProcess, FindEachOtherByGidAndMoveEverySize)
 {
     start_peer();
     const uint64_t token = handshake();
@@ -201,7 +205,7 @@ TEST_F(ExchangePair, FindEachOtherByGidAndMoveEverySize)
         echo(token, len, true, ++seq);
 }
 
-TEST_F(ExchangePair, MoveWithoutSignalLandsSilently)
+TEST_F(ExchangeTwoProcess, MoveWithoutSignalLandsSilently)
 {
     start_peer();
     const uint64_t token = handshake();
@@ -210,7 +214,7 @@ TEST_F(ExchangePair, MoveWithoutSignalLandsSilently)
     echo(token, 100, true, 3);
 }
 
-TEST_F(ExchangePair, QueryRgidAndSignalsToUnknownGids)
+TEST_F(ExchangeTwoProcess, QueryRgidAndSignalsToUnknownGids)
 {
     start_peer();
     (void)handshake();
@@ -219,7 +223,7 @@ TEST_F(ExchangePair, QueryRgidAndSignalsToUnknownGids)
     EXPECT_EQ(dev_->signal_event(0x0BAD'0BAD'0BAD'0BADULL, 1, 2).error(), errc::hw_unknown_gid);
 }
 
-TEST_F(ExchangePair, StoresToAnUnknownTokenFail)
+TEST_F(ExchangeTwoProcess, StoresToAnUnknownTokenFail)
 {
     std::vector<std::byte> data(64);
     auto r = dev_->move(0x7777'0000'0000ULL, 0, 0, data, true);
@@ -227,7 +231,7 @@ TEST_F(ExchangePair, StoresToAnUnknownTokenFail)
     EXPECT_EQ(r.error(), std::errc::io_error);
 }
 
-TEST_F(ExchangePair, OnlyTheRegisteredWriterMayStore)
+TEST_F(ExchangeTwoProcess, OnlyTheRegisteredWriterMayStore)
 {
     start_peer();
     const uint64_t token = handshake();
@@ -240,7 +244,7 @@ TEST_F(ExchangePair, OnlyTheRegisteredWriterMayStore)
     echo(token, 64, true, 1);  // the rightful writer still can
 }
 
-TEST_F(ExchangePair, StoresBeyondTheDmbFail)
+TEST_F(ExchangeTwoProcess, StoresBeyondTheDmbFail)
 {
     start_peer();
     const uint64_t token = handshake();
@@ -250,7 +254,7 @@ TEST_F(ExchangePair, StoresBeyondTheDmbFail)
     EXPECT_EQ(r.error(), std::errc::io_error);
 }
 
-TEST_F(ExchangePair, DmbRevokedUnderTheWriterFailsItsStores)
+TEST_F(ExchangeTwoProcess, DmbRevokedUnderTheWriterFailsItsStores)
 {
     start_peer();
     const uint64_t token = handshake();
@@ -262,7 +266,7 @@ TEST_F(ExchangePair, DmbRevokedUnderTheWriterFailsItsStores)
     EXPECT_EQ(r.error(), std::errc::io_error);
 }
 
-TEST_F(ExchangePair, HeldInterruptsArriveWhenReleased)
+TEST_F(ExchangeTwoProcess, HeldInterruptsArriveWhenReleased)
 {
     start_peer();
     const uint64_t token = handshake();
@@ -283,7 +287,7 @@ TEST_F(ExchangePair, HeldInterruptsArriveWhenReleased)
     EXPECT_TRUE(signalled_);
 }
 
-void ExchangePair::killed_peer_is_noticed_and_replaced()
+void ExchangeTwoProcess::killed_peer_is_noticed_and_replaced()
 {
     start_peer();
     const uint64_t old_token = handshake();
@@ -318,18 +322,18 @@ void ExchangePair::killed_peer_is_noticed_and_replaced()
     EXPECT_FALSE(dev_->move(old_token, 0, 0, data, false));  // the old DMB stays gone
 }
 
-TEST_F(ExchangePair, KilledPeerIsNoticedAndAFreshProcessTakesItsPlace)
+TEST_F(ExchangeTwoProcess, KilledPeerIsNoticedAndAFreshProcessTakesItsPlace)
 {
     killed_peer_is_noticed_and_replaced();
 }
 
 // The same with the emulation's optional GID-disabled event (FunctionOptions).
-class ExchangePairGidEvents : public ExchangePair {
+class ExchangeTwoProcessGidEvents : public ExchangeTwoProcess {
 protected:
-    ExchangePairGidEvents() { gid_disabled_events_ = true; }
+    ExchangeTwoProcessGidEvents() { gid_disabled_events_ = true; }
 };
 
-TEST_F(ExchangePairGidEvents, KilledPeerIsNoticedAndAFreshProcessTakesItsPlace)
+TEST_F(ExchangeTwoProcessGidEvents, KilledPeerIsNoticedAndAFreshProcessTakesItsPlace)
 {
     killed_peer_is_noticed_and_replaced();
 }

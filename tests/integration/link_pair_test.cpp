@@ -1,4 +1,8 @@
 // SPDX-License-Identifier: MIT
+// Suites LinkTwoProcess and LinkTwoProcessGidEvents.
+// Suites are named subject, tier, variant (README, Tests): no tier word = one piece on bytes
+// (unit), InMemory = links in one process (unit), TwoProcess = integration; Hostile = the test
+// is a broken or hostile peer.
 // The link between two processes on one emulated fabric: this test process runs one end
 // (Endpoint + Link on an io_context in the test thread), ism-link-peer, started with
 // posix_spawn, runs the other. Bulk transfer over every channel, a stalled channel, a
@@ -249,7 +253,7 @@ std::string describe(const Stream& s)
     return out;
 }
 
-class LinkPair : public ::testing::Test {
+class LinkTwoProcess : public ::testing::Test {
 protected:
     void SetUp() override
     {
@@ -477,7 +481,7 @@ std::size_t bulk_size(uint32_t c, uint64_t seq)
     return kSizes[(seq + c * 5) % n];
 }
 
-TEST_F(LinkPair, SixteenChannelsBulkTransferVerified)
+TEST_F(LinkTwoProcess, SixteenChannelsBulkTransferVerified)
 {
     constexpr uint32_t kChannels = 16;
     constexpr uint64_t kPerChannel = 150;
@@ -527,7 +531,7 @@ TEST_F(LinkPair, SixteenChannelsBulkTransferVerified)
     EXPECT_FALSE(peer.printed("down")) << peer.transcript();
 }
 
-TEST_F(LinkPair, StalledChannelDoesNotBlockOthers)
+TEST_F(LinkTwoProcess, StalledChannelDoesNotBlockOthers)
 {
     constexpr uint64_t kStalledSends = 40;  // 40 x 4 KiB: more than a 64 KiB ring holds
     constexpr uint64_t kFlowingSends = 3000;
@@ -587,7 +591,7 @@ std::size_t kill_test_size(uint32_t c, uint64_t seq)
     return 1 + (seq * 7919 + c * 131) % 12000;
 }
 
-void LinkPair::kill_nine_mid_transfer_then_recovery()
+void LinkTwoProcess::kill_nine_mid_transfer_then_recovery()
 {
     constexpr uint32_t kChannels = 4;
     constexpr uint64_t kBeforeKill = 1500;  // confirmed sends (all channels) before kill -9
@@ -750,23 +754,23 @@ void LinkPair::kill_nine_mid_transfer_then_recovery()
 }
 
 // Peer loss as real ISM shows it (the default): failing stores and the keepalive tell.
-TEST_F(LinkPair, KillNineMidTransferThenRecovery)
+TEST_F(LinkTwoProcess, KillNineMidTransferThenRecovery)
 {
     kill_nine_mid_transfer_then_recovery();
 }
 
 // The same with the emulation's optional GID-disabled event.
-class LinkPairGidEvents : public LinkPair {
+class LinkTwoProcessGidEvents : public LinkTwoProcess {
 protected:
-    LinkPairGidEvents() { gid_disabled_events_ = true; }
+    LinkTwoProcessGidEvents() { gid_disabled_events_ = true; }
 };
 
-TEST_F(LinkPairGidEvents, KillNineMidTransferThenRecovery)
+TEST_F(LinkTwoProcessGidEvents, KillNineMidTransferThenRecovery)
 {
     kill_nine_mid_transfer_then_recovery();
 }
 
-TEST_F(LinkPair, LimitsAndModesTheSidesDisagreeOnFailLocallyNotTheLink)
+TEST_F(LinkTwoProcess, LimitsAndModesTheSidesDisagreeOnFailLocallyNotTheLink)
 {
     // The peer takes messages of at most 2000 bytes and has every channel open in
     // message mode; we open channel 1 in stream mode. Neither is a reason to reset.
@@ -808,7 +812,7 @@ TEST_F(LinkPair, LimitsAndModesTheSidesDisagreeOnFailLocallyNotTheLink)
     EXPECT_EQ(describe_status(stop_peer(peer, SIGTERM)), "exited with 0") << peer.transcript();
 }
 
-TEST_F(LinkPair, ACoroutineEchoesThenStopTellsThePeerAtOnce)
+TEST_F(LinkTwoProcess, ACoroutineEchoesThenStopTellsThePeerAtOnce)
 {
     // Our end as a service would run it: AsyncChannel in a coroutine, messages echoed
     // into one buffer. Then Endpoint::stop(): the pending receive completes with
@@ -858,7 +862,7 @@ TEST_F(LinkPair, ACoroutineEchoesThenStopTellsThePeerAtOnce)
     EXPECT_EQ(describe_status(stop_peer(peer, SIGTERM)), "exited with 0") << peer.transcript();
 }
 
-TEST_F(LinkPair, BothSidesStartAtOnce)
+TEST_F(LinkTwoProcess, BothSidesStartAtOnce)
 {
     auto& peer = spawn_peer({});
     Link& link = start_link();
@@ -873,7 +877,7 @@ TEST_F(LinkPair, BothSidesStartAtOnce)
     EXPECT_EQ(describe_status(stop_peer(peer, SIGTERM)), "exited with 0") << peer.transcript();
 }
 
-TEST_F(LinkPair, PeerStartsLate)
+TEST_F(LinkTwoProcess, PeerStartsLate)
 {
     Link& link = start_link();
     run_for(1500ms);  // the peer is not there yet: our OFFERs go nowhere
@@ -893,7 +897,7 @@ TEST_F(LinkPair, PeerStartsLate)
     std::printf("[ info ] up %.3f s after the late peer started\n", took);
 }
 
-TEST_F(LinkPair, PeerRestartsCleanly)
+TEST_F(LinkTwoProcess, PeerRestartsCleanly)
 {
     Link& link = start_link();
     // Channels opened before the link is up: their state handlers see every change.
@@ -926,11 +930,11 @@ TEST_F(LinkPair, PeerRestartsCleanly)
     std::printf("[ info ] clean exit noticed in %.3f s\n", noticed);
 }
 
-TEST_F(LinkPair, PollingModeCarriesTraffic)
+TEST_F(LinkTwoProcess, PollingModeCarriesTraffic)
 {
     constexpr uint32_t kChannels = 4;
     constexpr uint64_t kRoundTrips = 750;  // per channel, one at a time
-    Link& link = start_link({}, EndpointOptions{.polling = true});
+    Link& link = start_link({}, EndpointOptions{.mode = PollMode::polling});
     auto& peer = start_peer({"--polling"});
     ASSERT_TRUE(run_until([&] { return link.up(); }, 10s)) << peer.transcript();
 

@@ -1,4 +1,8 @@
 // SPDX-License-Identifier: MIT
+// Suite LinkTwoProcessMixedByteOrder.
+// Suites are named subject, tier, variant (README, Tests): no tier word = one piece on bytes
+// (unit), InMemory = links in one process (unit), TwoProcess = integration; Hostile = the test
+// is a broken or hostile peer.
 // Mixed byte order on one fabric: this test, built for s390x and run big-endian under
 // qemu-user, holds one end of a link; a native (x86-64, little-endian) ism-link-peer from
 // the host's own build holds the other. They share nothing but the emulated fabric's file,
@@ -114,7 +118,7 @@ private:
     std::string problems_;
 };
 
-class MixedByteOrder : public ::testing::Test {
+class LinkTwoProcessMixedByteOrder : public ::testing::Test {
 protected:
     void SetUp() override
     {
@@ -229,7 +233,7 @@ protected:
 };
 
 // We (big-endian) create the fabric file; the native peer joins it.
-TEST_F(MixedByteOrder, BigEndianCreatesTheFabricLittleEndianJoins)
+TEST_F(LinkTwoProcessMixedByteOrder, BigEndianCreatesTheFabricLittleEndianJoins)
 {
     ASSERT_NO_FATAL_FAILURE(open_ours());
     ASSERT_NO_FATAL_FAILURE(start_peer());
@@ -237,7 +241,7 @@ TEST_F(MixedByteOrder, BigEndianCreatesTheFabricLittleEndianJoins)
 }
 
 // The native peer creates the fabric file; we join it once it is ready.
-TEST_F(MixedByteOrder, LittleEndianCreatesTheFabricBigEndianJoins)
+TEST_F(LinkTwoProcessMixedByteOrder, LittleEndianCreatesTheFabricBigEndianJoins)
 {
     ASSERT_NO_FATAL_FAILURE(start_peer());
     ASSERT_TRUE(peer_->wait_line("ready gid=", 20s))

@@ -1,26 +1,36 @@
 // SPDX-License-Identifier: MIT
 #include "ism/link/endpoint.hpp"
 
+#include <sched.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
+#include <atomic>
 #include <boost/asio/post.hpp>
-#include <set>
 
 namespace ism::link {
 namespace {
 
-// How long the polling loop spins before it lets the io_context run other handlers,
-// and how often it collects events (polling never waits for the interrupt).
-constexpr auto kSpinSlice = std::chrono::microseconds(200);
+// How long the polling loop runs before it lets the io_context run other handlers (the
+// longest a timer or socket handler waits for it), and how often it collects events
+// (while it polls, the summary bit stays set and events raise no interrupt).
+constexpr auto kSpinSlice = std::chrono::microseconds(50);
 constexpr auto kEventPeriod = std::chrono::milliseconds(1);
+// A polling loop that finds nothing for this long gives up the CPU once (sched_yield),
+// so that a process it shares the core with (its peer, on a busy machine) runs.
+constexpr auto kYieldAfter = std::chrono::microseconds(5);
 // Timers are re-armed at least this often, so that a deadline that moved closer (a new
 // epoch's first OFFER retry) is not missed for long.
 constexpr auto kTimerCap = std::chrono::milliseconds(250);
+// The cursor area of a DMB (docs/protocol.md): producer then consumer cursors.
+constexpr std::size_t kCursorWords = 2 * std::size_t{kMaxChannels};
 
 }  // namespace
 
-// A link's window onto the device: its own DMBs, stores and events to its one peer.
+// A link's window onto the device: its own DMBs, stores and events to its one peer. It
+// also watches the cursor area of the link's DMB, which is where every piece of work the
+// peer gives us shows first: a moved cursor is activity, anything else is not.
 class Endpoint::DevicePort final : public Port {
 public:
     DevicePort(Endpoint& endpoint, uint64_t peer_gid) noexcept
@@ -29,14 +39,18 @@ public:
     }
 
     void attach(Link* link) noexcept { link_ = link; }
+    [[nodiscard]] Link* link() const noexcept { return link_; }
 
     Result<OwnDmb> register_dmb(std::size_t size) override
     {
         auto dmb = endpoint_.device_.register_dmb(size, peer_gid_);
         if (!dmb)
             return tl::unexpected(dmb.error());
-        endpoint_.by_sba_[dmb->sba_idx] = link_;
+        endpoint_.by_sba_[dmb->sba_idx] = this;
         sba_by_token_[dmb->token] = dmb->sba_idx;
+        cursors_ = reinterpret_cast<uint64_t*>(dmb->memory.data() + kProducerCursorsOffset);
+        cursors_token_ = dmb->token;
+        seen_.fill(0);  // a new DMB reads as zeros
         return OwnDmb{dmb->token, dmb->memory};
     }
 
@@ -46,13 +60,20 @@ public:
             endpoint_.by_sba_.erase(it->second);
             sba_by_token_.erase(it);
         }
+        if (token == cursors_token_) {
+            cursors_ = nullptr;
+            cursors_token_ = 0;
+        }
         (void)endpoint_.device_.unregister_dmb(token);
     }
 
     Result<void> store(uint64_t token, uint64_t offset, std::span<const std::byte> data,
                        bool signal) override
     {
-        return endpoint_.device_.move(token, 0, offset, data, signal);
+        auto r = endpoint_.device_.move(token, 0, offset, data, signal);
+        if (signal)
+            endpoint_.note_store();
+        return r;
     }
 
     Result<void> send_event(uint32_t code, uint64_t info) override
@@ -60,24 +81,44 @@ public:
         return endpoint_.device_.signal_event(peer_gid_, code, info, true);
     }
 
+    /// Whether the peer moved a cursor in our DMB since the last call. Reads 512 bytes
+    /// that stay in our cache until the peer writes them.
+    bool cursors_moved() noexcept
+    {
+        if (cursors_ == nullptr)
+            return false;
+        bool moved = false;
+        for (std::size_t i = 0; i < kCursorWords; ++i) {
+            const uint64_t v =
+                std::atomic_ref<uint64_t>(cursors_[i]).load(std::memory_order_relaxed);
+            if (v != seen_[i]) {
+                seen_[i] = v;
+                moved = true;
+            }
+        }
+        return moved;
+    }
+
 private:
     Endpoint& endpoint_;
     uint64_t peer_gid_;
     Link* link_ = nullptr;
     std::map<uint64_t, uint32_t> sba_by_token_;
+    uint64_t* cursors_ = nullptr;  // the cursor area of our current DMB
+    uint64_t cursors_token_ = 0;
+    std::array<uint64_t, kCursorWords> seen_{};
 };
 
 Endpoint::Endpoint(boost::asio::io_context& io, device::IsmDevice& device,
                    const EndpointOptions& options)
     : io_(io), device_(device), options_(options), irq_(io), timer_(io)
 {
-    if (!options_.polling && device_.irq_fd() >= 0)
+    if (options_.mode == PollMode::adaptive && options_.poll_window.count() <= 0)
+        options_.mode = PollMode::interrupt;
+    if (options_.mode != PollMode::polling && device_.irq_fd() >= 0)
         irq_.assign(::dup(device_.irq_fd()));
-    if (options_.polling)
-        boost::asio::post(io_, [this, alive = std::weak_ptr<bool>(alive_)] {
-            if (alive.lock())
-                spin();
-        });
+    if (options_.mode == PollMode::polling)
+        start_polling();
     else
         wait_irq();
 }
@@ -137,29 +178,43 @@ Link* Endpoint::link_for_gid(uint64_t gid)
 
 void Endpoint::wait_irq()
 {
-    if (stopped_ || !irq_.is_open())
+    if (stopped_ || waiting_irq_ || !irq_.is_open())
         return;
+    waiting_irq_ = true;
     irq_.async_wait(
         boost::asio::posix::stream_descriptor::wait_read,
         [this, alive = std::weak_ptr<bool>(alive_)](const boost::system::error_code& ec) {
-            if (ec || !alive.lock() || stopped_)
+            if (!alive.lock())
+                return;
+            waiting_irq_ = false;
+            if (ec || stopped_)
                 return;
             on_irq();
-            wait_irq();
+            // While the polling loop runs, nothing waits on the interrupt: the summary
+            // bit stays set and the peer's signals raise none. arm_interrupt() waits
+            // again when the loop ends.
+            if (!spinning_)
+                wait_irq();
         });
 }
 
 void Endpoint::on_irq()
 {
+    ++stats_.interrupts;
+    const auto now = Clock::now();
     auto report = device_.handle_interrupt();
+    const bool signalled = report && !report->dmbs.empty();
     if (report)
-        dispatch(*report);
+        (void)dispatch(*report, now);
     arm_timer();
+    // A signal is a peer at work: poll for what it does next instead of waiting for the
+    // next interrupt. Events alone (handshake, resets) are no reason to.
+    if (signalled && options_.mode == PollMode::adaptive && !spinning_ && !stopped_)
+        start_polling();
 }
 
-void Endpoint::dispatch(const device::InterruptReport& report)
+bool Endpoint::dispatch(const device::InterruptReport& report, Clock::time_point now)
 {
-    const auto now = Clock::now();
     // Events first: an OFFER or a GID-disabled event changes what the DMB means.
     for (const auto& ev : report.events) {
         if (ev.type == static_cast<uint32_t>(device::EventType::software)) {
@@ -171,12 +226,25 @@ void Endpoint::dispatch(const device::InterruptReport& report)
                 link->on_peer_disabled(now);
         }
     }
-    std::set<Link*> polled;
+    // A link with several signalled DMBs is polled once. Activity is counted before the
+    // links run their handlers, so that a handler sees what noticed its data.
+    std::vector<DevicePort*> ports;
+    bool moved = false;
     for (const auto& sig : report.dmbs) {
         auto it = by_sba_.find(sig.sba_idx);
-        if (it != by_sba_.end() && it->second != nullptr && polled.insert(it->second).second)
-            it->second->poll(now);
+        if (it == by_sba_.end() || it->second->link() == nullptr ||
+            std::find(ports.begin(), ports.end(), it->second) != ports.end())
+            continue;
+        ports.push_back(it->second);
+        moved = it->second->cursors_moved() || moved;
     }
+    if (moved)
+        ++stats_.busy_passes;
+    // The ports were collected first: a link's handler may restart the link, which
+    // registers a new DMB and so changes by_sba_. Ports live as long as the Endpoint.
+    for (DevicePort* port : ports)
+        port->link()->poll(now);
+    return moved;
 }
 
 void Endpoint::arm_timer()
@@ -197,34 +265,124 @@ void Endpoint::arm_timer()
             if (ec || !alive.lock() || stopped_)
                 return;
             const auto fired = Clock::now();
+            ++stats_.timer_runs;
             for (std::size_t i = 0; i < entries_.size(); ++i)
                 entries_[i].link->tick(fired);
             arm_timer();
         });
 }
 
-void Endpoint::spin()
+void Endpoint::note_store()
 {
-    if (stopped_)
-        return;
-    const auto start = Clock::now();
-    auto now = start;
-    do {
-        for (std::size_t i = 0; i < entries_.size(); ++i)
-            entries_[i].link->poll(now);
-        now = Clock::now();
-        if (now >= next_events_) {
-            next_events_ = now + kEventPeriod;
-            auto report = device_.handle_interrupt();
-            if (report)
-                dispatch(*report);
-            arm_timer();
-        }
-    } while (now - start < kSpinSlice && !stopped_);
+    // Our own signalled store (data, or credit returned) means an answer may follow.
+    stored_ = true;
+    if (options_.mode == PollMode::adaptive && !spinning_ && !stopped_)
+        start_polling();
+}
+
+void Endpoint::start_polling()
+{
+    spinning_ = true;
+    ++stats_.poll_windows;
+    last_activity_ = Clock::now();
+    // on_irq() just collected events, or the loop starts with the Endpoint.
+    if (options_.mode != PollMode::polling)
+        next_events_ = last_activity_ + kEventPeriod;
     boost::asio::post(io_, [this, alive = std::weak_ptr<bool>(alive_)] {
         if (alive.lock())
             spin();
     });
+}
+
+bool Endpoint::poll_all(Clock::time_point now)
+{
+    ++stats_.poll_passes;
+    bool moved = std::exchange(stored_, false);
+    bool found = false;
+    // By index: a handler the link runs may add a link. A pass looks at every port before
+    // it polls a link, so that the count is made before the links' handlers run.
+    moved_.resize(entries_.size());
+    for (std::size_t i = 0; i < entries_.size(); ++i) {
+        moved_[i] = entries_[i].port->cursors_moved() ? 1 : 0;
+        found = found || moved_[i] != 0;
+    }
+    if (found)
+        ++stats_.busy_passes;
+    for (std::size_t i = 0; i < moved_.size() && i < entries_.size(); ++i) {
+        // A link that is not up reads its control block, which the cursors do not show.
+        if (moved_[i] != 0 || !entries_[i].link->up())
+            entries_[i].link->poll(now);
+    }
+    return moved || found;
+}
+
+void Endpoint::spin()
+{
+    if (stopped_) {
+        spinning_ = false;
+        return;
+    }
+    const bool adaptive = options_.mode == PollMode::adaptive;
+    const auto start = Clock::now();
+    auto now = start;
+    auto yielded = start;
+    for (;;) {
+        const bool busy = poll_all(now);
+        if (busy)
+            last_activity_ = now;
+        else if (now - std::max(last_activity_, yielded) >= kYieldAfter) {
+            ::sched_yield();
+            yielded = Clock::now();
+        }
+        now = Clock::now();
+        if (now >= next_events_) {
+            next_events_ = now + kEventPeriod;
+            auto report = device_.handle_interrupt();
+            if (report && dispatch(*report, now))
+                last_activity_ = now;
+            arm_timer();
+        }
+        if (stopped_) {
+            spinning_ = false;
+            return;
+        }
+        if (adaptive && now - last_activity_ >= options_.poll_window) {
+            arm_interrupt();
+            return;
+        }
+        // After work, let the io_context run what the links' handlers posted (an
+        // application's next request, a coroutine resuming) before polling on.
+        if (busy || now - start >= kSpinSlice)
+            break;
+    }
+    boost::asio::post(io_, [this, alive = std::weak_ptr<bool>(alive_)] {
+        if (alive.lock())
+            spin();
+    });
+}
+
+void Endpoint::arm_interrupt()
+{
+    ++stats_.sleeps;
+    spinning_ = false;
+    // Clearing the summary bit (the first thing the scan does) re-arms the interrupt:
+    // from then on the peer's next signal raises it. A signal raised while we polled
+    // (which raised none, the bit being set) left its DMB bit, which this report
+    // carries; one raised after the clear raises the interrupt, which the wait below
+    // sees even if it came before the wait began. Work found here, or by the pass after
+    // it, keeps the loop going instead.
+    const auto now = Clock::now();
+    bool moved = false;
+    if (auto report = device_.handle_interrupt(); report)
+        moved = dispatch(*report, now);
+    moved = poll_all(now) || moved;
+    arm_timer();
+    if (stopped_)
+        return;
+    if (moved && !spinning_)
+        start_polling();
+    if (!spinning_)
+        wait_irq();
 }
 
 }  // namespace ism::link

@@ -1,4 +1,8 @@
 // SPDX-License-Identifier: MIT
+// Suite LinkInMemoryAsyncChannel.
+// Suites are named subject, tier, variant (README, Tests): no tier word = one piece on bytes
+// (unit), InMemory = links in one process (unit), TwoProcess = integration; Hostile = the test
+// is a broken or hostile peer.
 // AsyncChannel in memory: completion tokens, coroutines, move-only handlers, completion
 // through the handler's executor (never inline) and per-operation cancellation.
 #include "ism/link/async_channel.hpp"
@@ -24,7 +28,7 @@ using namespace ism::link;
 using namespace ism::link::test;
 namespace asio = boost::asio;
 
-class AsyncChannelTest : public LinkPairTest {
+class LinkInMemoryAsyncChannel : public LinkInMemory {
 protected:
     // The link's processing and the handlers' executor, in turns, until both are idle.
     void run()
@@ -40,7 +44,7 @@ protected:
     asio::io_context io_;
 };
 
-TEST_F(AsyncChannelTest, ACoroutineReceivesIntoItsBufferWithAsTuple)
+TEST_F(LinkInMemoryAsyncChannel, ACoroutineReceivesIntoItsBufferWithAsTuple)
 {
     make();
     AsyncChannel tx(a_->link.open_channel(0, ChannelMode::message), io_.get_executor());
@@ -73,7 +77,7 @@ TEST_F(AsyncChannelTest, ACoroutineReceivesIntoItsBufferWithAsTuple)
     EXPECT_FALSE(*sent);
 }
 
-TEST_F(AsyncChannelTest, HandlersRunOnlyFromTheirExecutorNeverInline)
+TEST_F(LinkInMemoryAsyncChannel, HandlersRunOnlyFromTheirExecutorNeverInline)
 {
     make();
     AsyncChannel tx(a_->link.open_channel(0, ChannelMode::message), io_.get_executor());
@@ -91,7 +95,7 @@ TEST_F(AsyncChannelTest, HandlersRunOnlyFromTheirExecutorNeverInline)
     EXPECT_EQ(*result, errc::peer_gone);
 }
 
-TEST_F(AsyncChannelTest, ACancelledReceiveCompletesAbortedAndTheChannelGoesOn)
+TEST_F(LinkInMemoryAsyncChannel, ACancelledReceiveCompletesAbortedAndTheChannelGoesOn)
 {
     make();
     AsyncChannel tx(a_->link.open_channel(0, ChannelMode::message), io_.get_executor());
@@ -122,7 +126,7 @@ TEST_F(AsyncChannelTest, ACancelledReceiveCompletesAbortedAndTheChannelGoesOn)
     EXPECT_EQ(got, 10U);
 }
 
-TEST_F(AsyncChannelTest, AWriteLetsACoroutineReuseItsBufferAtOnce)
+TEST_F(LinkInMemoryAsyncChannel, AWriteLetsACoroutineReuseItsBufferAtOnce)
 {
     make();
     AsyncChannel tx(a_->link.open_channel(0, ChannelMode::message), io_.get_executor());

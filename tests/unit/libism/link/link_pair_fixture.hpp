@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: MIT
+// Suites are named subject, tier, variant (README, Tests): no tier word = one piece on bytes
+// (unit), InMemory = links in one process (unit), TwoProcess = integration; Hostile = the test
+// is a broken or hostile peer.
 // Two links joined by in-memory ports, with time and event delivery under the test's
-// control: the fixture of the link's unit tests.
+// control: LinkInMemory, the fixture of the link's unit tests.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -109,7 +112,7 @@ struct Side {
     }
 };
 
-class LinkPairTest : public ::testing::Test {
+class LinkInMemory : public ::testing::Test {
 protected:
     static LinkOptions options(uint32_t channels = 16, std::size_t dmb = 256 * 1024)
     {
@@ -119,7 +122,7 @@ protected:
         return o;
     }
 
-    ~LinkPairTest() override
+    ~LinkInMemory() override
     {
         // Each link's destructor shuts it down (RESET to a peer that may be gone first).
         for (Side* s : {a_.get(), b_.get()})

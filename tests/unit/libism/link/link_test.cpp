@@ -1,4 +1,8 @@
 // SPDX-License-Identifier: MIT
+// Suite LinkInMemory (LinkInMemoryHostile is in link_hostile_test.cpp).
+// Suites are named subject, tier, variant (README, Tests): no tier word = one piece on bytes
+// (unit), InMemory = links in one process (unit), TwoProcess = integration; Hostile = the test
+// is a broken or hostile peer.
 // The link state machine between two in-memory ports: handshake, channels, credit,
 // liveness and resets, with time and event delivery under the test's control.
 #include "ism/link/link.hpp"
@@ -24,7 +28,7 @@ using namespace ism::link;
 using namespace std::chrono_literals;
 using namespace ism::link::test;
 
-TEST_F(LinkPairTest, BothSidesStartingAtOnceComeUp)
+TEST_F(LinkInMemory, BothSidesStartingAtOnceComeUp)
 {
     make();
     start_both();
@@ -34,7 +38,7 @@ TEST_F(LinkPairTest, BothSidesStartingAtOnceComeUp)
     EXPECT_TRUE(b_->saw(LinkEvent::Kind::up));
 }
 
-TEST_F(LinkPairTest, LostOffersAreRetriedUntilThePeerAnswers)
+TEST_F(LinkInMemory, LostOffersAreRetriedUntilThePeerAnswers)
 {
     make();
     b_->port.drop_events = true;  // b's OFFERs never arrive
@@ -48,7 +52,7 @@ TEST_F(LinkPairTest, LostOffersAreRetriedUntilThePeerAnswers)
     EXPECT_TRUE(b_->link.up());
 }
 
-TEST_F(LinkPairTest, PeerStartingLateIsFoundByRetries)
+TEST_F(LinkInMemory, PeerStartingLateIsFoundByRetries)
 {
     make();
     ASSERT_TRUE(a_->link.start(now_));
@@ -61,7 +65,7 @@ TEST_F(LinkPairTest, PeerStartingLateIsFoundByRetries)
     EXPECT_TRUE(b_->link.up());
 }
 
-TEST_F(LinkPairTest, SendIsConfirmedOnlyAfterTheReceiversHandlerHasTheMessage)
+TEST_F(LinkInMemory, SendIsConfirmedOnlyAfterTheReceiversHandlerHasTheMessage)
 {
     // b re-arms inside its handler, which hands it the next message at once: the credit
     // for that message must not go back (and confirm a's send) before its handler ran.
@@ -95,7 +99,7 @@ TEST_F(LinkPairTest, SendIsConfirmedOnlyAfterTheReceiversHandlerHasTheMessage)
     EXPECT_TRUE(std::all_of(confirmed.begin(), confirmed.end(), [](bool c) { return c; }));
 }
 
-TEST_F(LinkPairTest, SendsConfirmedJustBeforeThePeerDiedCompleteAsDelivered)
+TEST_F(LinkInMemory, SendsConfirmedJustBeforeThePeerDiedCompleteAsDelivered)
 {
     // b took the message and confirmed it, then died before a handled the interrupt:
     // a must not report that send as lost.
@@ -123,7 +127,7 @@ TEST_F(LinkPairTest, SendsConfirmedJustBeforeThePeerDiedCompleteAsDelivered)
     EXPECT_EQ(tx.stats().sends_failed, 1U);
 }
 
-TEST_F(LinkPairTest, APeerWithALongerKeepaliveIsNotTakenForDead)
+TEST_F(LinkInMemory, APeerWithALongerKeepaliveIsNotTakenForDead)
 {
     // a expects a keepalive every second (dead after 3 s); b keeps alive every 5 s.
     LinkOptions slow = options();
@@ -142,7 +146,7 @@ TEST_F(LinkPairTest, APeerWithALongerKeepaliveIsNotTakenForDead)
     EXPECT_FALSE(a_->link.up());
 }
 
-TEST_F(LinkPairTest, SendingOnAChannelThePeerLacksFailsLocally)
+TEST_F(LinkInMemory, SendingOnAChannelThePeerLacksFailsLocally)
 {
     make(options(16), options(4));
     Channel& tx = a_->link.open_channel(9, ChannelMode::message);
@@ -157,7 +161,7 @@ TEST_F(LinkPairTest, SendingOnAChannelThePeerLacksFailsLocally)
     EXPECT_FALSE(b_->saw(LinkEvent::Kind::reset_sent));
 }
 
-TEST_F(LinkPairTest, AnEmptyStreamSendCompletesOnceEverythingBeforeItIsConfirmed)
+TEST_F(LinkInMemory, AnEmptyStreamSendCompletesOnceEverythingBeforeItIsConfirmed)
 {
     make();
     Channel& tx = a_->link.open_channel(2, ChannelMode::stream);
@@ -179,7 +183,7 @@ TEST_F(LinkPairTest, AnEmptyStreamSendCompletesOnceEverythingBeforeItIsConfirmed
     EXPECT_EQ(done, (std::vector<int>{1, 2, 3}));
 }
 
-TEST_F(LinkPairTest, MessagesOfEverySizeArriveInOrderOnEveryChannel)
+TEST_F(LinkInMemory, MessagesOfEverySizeArriveInOrderOnEveryChannel)
 {
     make();
     std::vector<Channel*> tx, rx;
@@ -221,7 +225,7 @@ TEST_F(LinkPairTest, MessagesOfEverySizeArriveInOrderOnEveryChannel)
     }
 }
 
-TEST_F(LinkPairTest, MessagesArriveStraightInTheCallersBuffer)
+TEST_F(LinkInMemory, MessagesArriveStraightInTheCallersBuffer)
 {
     // Sizes from empty to several rings (pieces over many polls), into one buffer.
     make();
@@ -248,7 +252,7 @@ TEST_F(LinkPairTest, MessagesArriveStraightInTheCallersBuffer)
     }
 }
 
-TEST_F(LinkPairTest, AMessageLongerThanTheBufferIsDroppedAndSaysSo)
+TEST_F(LinkInMemory, AMessageLongerThanTheBufferIsDroppedAndSaysSo)
 {
     make();
     Channel& tx = a_->link.open_channel(0, ChannelMode::message);
@@ -272,7 +276,7 @@ TEST_F(LinkPairTest, AMessageLongerThanTheBufferIsDroppedAndSaysSo)
     EXPECT_TRUE(std::equal(small.begin(), small.end(), buffer.begin()));
 }
 
-TEST_F(LinkPairTest, ACancelledReceiveCompletesAbortedAndTheChannelGoesOn)
+TEST_F(LinkInMemory, ACancelledReceiveCompletesAbortedAndTheChannelGoesOn)
 {
     make();
     Channel& tx = a_->link.open_channel(0, ChannelMode::message);
@@ -311,7 +315,7 @@ TEST_F(LinkPairTest, ACancelledReceiveCompletesAbortedAndTheChannelGoesOn)
     EXPECT_EQ(bytes, 10U);
 }
 
-TEST_F(LinkPairTest, ASendNotStartedCanBeCancelledAStartedOneCannot)
+TEST_F(LinkInMemory, ASendNotStartedCanBeCancelledAStartedOneCannot)
 {
     // b does not receive: a's ring fills, the last sends wait unwritten.
     make();
@@ -337,7 +341,7 @@ TEST_F(LinkPairTest, ASendNotStartedCanBeCancelledAStartedOneCannot)
     EXPECT_EQ(*done[1], std::errc::operation_canceled);
 }
 
-TEST_F(LinkPairTest, AWriteCompletesWhenTheBufferIsReusableBeforeThePeerHasIt)
+TEST_F(LinkInMemory, AWriteCompletesWhenTheBufferIsReusableBeforeThePeerHasIt)
 {
     // b does not receive: a send would wait; a write completes once it is in b's ring.
     make();
@@ -363,7 +367,7 @@ TEST_F(LinkPairTest, AWriteCompletesWhenTheBufferIsReusableBeforeThePeerHasIt)
     a_->link.shutdown();
 }
 
-TEST_F(LinkPairTest, TheSendQueueIsBounded)
+TEST_F(LinkInMemory, TheSendQueueIsBounded)
 {
     auto o = options();
     o.send_queue = 3;
@@ -383,7 +387,7 @@ TEST_F(LinkPairTest, TheSendQueueIsBounded)
     EXPECT_EQ(results.size(), 4U);
 }
 
-TEST_F(LinkPairTest, AChannelIsToldWhenThePeerOpensItsEndAndWhenThatEndIsGone)
+TEST_F(LinkInMemory, AChannelIsToldWhenThePeerOpensItsEndAndWhenThatEndIsGone)
 {
     make();
     Channel& ch = a_->link.open_channel(5, ChannelMode::stream);
@@ -405,7 +409,7 @@ TEST_F(LinkPairTest, AChannelIsToldWhenThePeerOpensItsEndAndWhenThatEndIsGone)
     EXPECT_EQ(told, (std::vector<bool>{true, false}));
 }
 
-TEST_F(LinkPairTest, ShutdownCompletesEverythingPendingAndThePeerKnowsAtOnce)
+TEST_F(LinkInMemory, ShutdownCompletesEverythingPendingAndThePeerKnowsAtOnce)
 {
     make();
     Channel& tx = a_->link.open_channel(0, ChannelMode::message);
@@ -444,7 +448,7 @@ TEST_F(LinkPairTest, ShutdownCompletesEverythingPendingAndThePeerKnowsAtOnce)
     EXPECT_EQ(a_->link.next_deadline(), Clock::time_point::max());
 }
 
-TEST_F(LinkPairTest, TheLinksDestructorCompletesWhatIsPending)
+TEST_F(LinkInMemory, TheLinksDestructorCompletesWhatIsPending)
 {
     make();
     Channel& rx = a_->link.open_channel(1, ChannelMode::message);
@@ -460,7 +464,7 @@ TEST_F(LinkPairTest, TheLinksDestructorCompletesWhatIsPending)
     EXPECT_FALSE(b_->link.up());
 }
 
-TEST_F(LinkPairTest, AHandlerThatThrowsIsCaughtAndTheOthersStillRun)
+TEST_F(LinkInMemory, AHandlerThatThrowsIsCaughtAndTheOthersStillRun)
 {
     make();
     Channel& tx = a_->link.open_channel(0, ChannelMode::message);
@@ -491,7 +495,7 @@ TEST_F(LinkPairTest, AHandlerThatThrowsIsCaughtAndTheOthersStillRun)
     a_->port.peer = nullptr;
 }
 
-TEST_F(LinkPairTest, StreamBytesCrossTheRingWrapInOrder)
+TEST_F(LinkInMemory, StreamBytesCrossTheRingWrapInOrder)
 {
     make(options(4, 64 * 1024), options(4, 64 * 1024));
     Channel& tx = a_->link.open_channel(2, ChannelMode::stream);
@@ -516,7 +520,7 @@ TEST_F(LinkPairTest, StreamBytesCrossTheRingWrapInOrder)
     EXPECT_EQ(got, data);
 }
 
-TEST_F(LinkPairTest, ASendIsConfirmedOnlyOnceTheApplicationHasTheMessage)
+TEST_F(LinkInMemory, ASendIsConfirmedOnlyOnceTheApplicationHasTheMessage)
 {
     make();
     Channel& tx = a_->link.open_channel(1, ChannelMode::message);
@@ -534,7 +538,7 @@ TEST_F(LinkPairTest, ASendIsConfirmedOnlyOnceTheApplicationHasTheMessage)
     EXPECT_TRUE(confirmed);
 }
 
-TEST_F(LinkPairTest, AStalledChannelNeverBlocksTheOthers)
+TEST_F(LinkInMemory, AStalledChannelNeverBlocksTheOthers)
 {
     make(options(4, 64 * 1024), options(4, 64 * 1024));
     Channel& stalled_tx = a_->link.open_channel(0, ChannelMode::message);
@@ -563,7 +567,7 @@ TEST_F(LinkPairTest, AStalledChannelNeverBlocksTheOthers)
     EXPECT_EQ(stalled_tx.pending_sends(), 200U) << "the stalled reader confirmed nothing";
 }
 
-TEST_F(LinkPairTest, AMessageLargerThanTheRingGoesInPieces)
+TEST_F(LinkInMemory, AMessageLargerThanTheRingGoesInPieces)
 {
     make(options(8, 64 * 1024), options(8, 64 * 1024));  // rings of 8064 bytes
     Channel& tx = a_->link.open_channel(5, ChannelMode::message);
@@ -579,7 +583,7 @@ TEST_F(LinkPairTest, AMessageLargerThanTheRingGoesInPieces)
     EXPECT_EQ(got, m);
 }
 
-TEST_F(LinkPairTest, OversizedMessagesAreRefusedToTheSender)
+TEST_F(LinkInMemory, OversizedMessagesAreRefusedToTheSender)
 {
     auto o = options();
     o.max_message = 1000;
@@ -593,7 +597,7 @@ TEST_F(LinkPairTest, OversizedMessagesAreRefusedToTheSender)
     EXPECT_EQ(got, errc::message_too_large);
 }
 
-TEST_F(LinkPairTest, AMessageLargerThanThePeerTakesFailsLocallyAndTheLinkStays)
+TEST_F(LinkInMemory, AMessageLargerThanThePeerTakesFailsLocallyAndTheLinkStays)
 {
     // a may send 16 MiB, b takes at most 1000 bytes: b announced it, so a's send fails
     // on a's side instead of b resetting the link (on every retry).
@@ -620,7 +624,7 @@ TEST_F(LinkPairTest, AMessageLargerThanThePeerTakesFailsLocallyAndTheLinkStays)
     EXPECT_FALSE(b_->saw(LinkEvent::Kind::reset_sent));
 }
 
-TEST_F(LinkPairTest, AChannelOpenInTwoModesIsAChannelErrorNotAReset)
+TEST_F(LinkInMemory, AChannelOpenInTwoModesIsAChannelErrorNotAReset)
 {
     make();
     Channel& a1 = a_->link.open_channel(1, ChannelMode::message);
@@ -655,7 +659,7 @@ TEST_F(LinkPairTest, AChannelOpenInTwoModesIsAChannelErrorNotAReset)
     EXPECT_FALSE(b_->saw(LinkEvent::Kind::reset_sent));
 }
 
-TEST_F(LinkPairTest, AModeMismatchFoundAfterDataWasSentFailsTheSendNotTheLink)
+TEST_F(LinkInMemory, AModeMismatchFoundAfterDataWasSentFailsTheSendNotTheLink)
 {
     // a sends before b opens (the data waits in b's ring); b then opens in the other
     // mode: b must not parse a's messages as a stream or the reverse.
@@ -680,7 +684,7 @@ TEST_F(LinkPairTest, AModeMismatchFoundAfterDataWasSentFailsTheSendNotTheLink)
     EXPECT_FALSE(b_->saw(LinkEvent::Kind::reset_sent));
 }
 
-TEST_F(LinkPairTest, APeerAnnouncingAnHourOfKeepaliveIsHeldToOurLimit)
+TEST_F(LinkInMemory, APeerAnnouncingAnHourOfKeepaliveIsHeldToOurLimit)
 {
     // b announces a keepalive every hour; a waits three of at most peer_keepalive_limit
     // (10 s by default), not three hours.
@@ -698,7 +702,7 @@ TEST_F(LinkPairTest, APeerAnnouncingAnHourOfKeepaliveIsHeldToOurLimit)
     EXPECT_FALSE(a_->link.up()) << "still waiting for a peer silent for 31 s";
 }
 
-TEST_F(LinkPairTest, ADeadPeerFailsEveryWaiterAndTheLinkComesBackWithANewOne)
+TEST_F(LinkInMemory, ADeadPeerFailsEveryWaiterAndTheLinkComesBackWithANewOne)
 {
     auto o = options();
     make(o, o);
@@ -744,7 +748,7 @@ TEST_F(LinkPairTest, ADeadPeerFailsEveryWaiterAndTheLinkComesBackWithANewOne)
     EXPECT_EQ(got, m);
 }
 
-TEST_F(LinkPairTest, ARestartedPeerIsNoticedFromItsOffer)
+TEST_F(LinkInMemory, ARestartedPeerIsNoticedFromItsOffer)
 {
     auto o = options();
     make(o, o);
@@ -765,7 +769,7 @@ TEST_F(LinkPairTest, ARestartedPeerIsNoticedFromItsOffer)
     EXPECT_NE(a_->link.own_token(), old_token) << "a new epoch gets a new DMB";
 }
 
-TEST_F(LinkPairTest, TheDevicesGidDisabledEventTakesTheLinkDown)
+TEST_F(LinkInMemory, TheDevicesGidDisabledEventTakesTheLinkDown)
 {
     make();
     start_both();
@@ -776,7 +780,7 @@ TEST_F(LinkPairTest, TheDevicesGidDisabledEventTakesTheLinkDown)
     EXPECT_EQ(a_->link.ups(), 2U);
 }
 
-TEST_F(LinkPairTest, AFailedStoreIntoThePeerIsPeerLoss)
+TEST_F(LinkInMemory, AFailedStoreIntoThePeerIsPeerLoss)
 {
     make();
     Channel& tx = a_->link.open_channel(0, ChannelMode::message);
@@ -794,7 +798,7 @@ TEST_F(LinkPairTest, AFailedStoreIntoThePeerIsPeerLoss)
     EXPECT_EQ(a_->link.next_deadline(), now_ + LinkOptions{}.offer_first);
 }
 
-TEST_F(LinkPairTest, SendsWhileDownFailAtOnce)
+TEST_F(LinkInMemory, SendsWhileDownFailAtOnce)
 {
     make();
     Channel& tx = a_->link.open_channel(0, ChannelMode::message);
@@ -804,7 +808,7 @@ TEST_F(LinkPairTest, SendsWhileDownFailAtOnce)
     EXPECT_EQ(sent, errc::peer_gone);
 }
 
-TEST_F(LinkPairTest, OptionsOutOfRangeAreRefused)
+TEST_F(LinkInMemory, OptionsOutOfRangeAreRefused)
 {
     LinkOptions o;
     o.dmb_size = 3 << 16;
@@ -817,188 +821,6 @@ TEST_F(LinkPairTest, OptionsOutOfRangeAreRefused)
     EXPECT_EQ(o.validate().error(), errc::bad_argument);
     o.channels = 15;
     EXPECT_TRUE(o.validate());
-}
-
-// --- A hostile peer: b behaves, then writes something no honest peer writes into a's
-// DMB. a must reset with the reason, tell its owner, and come back.
-
-class LinkHostileTest : public LinkPairTest {
-protected:
-    void SetUp() override
-    {
-        make();
-        tx_ = &a_->link.open_channel(2, ChannelMode::message);
-        rx_ = &a_->link.open_channel(3, ChannelMode::message);
-        (void)b_->link.open_channel(2, ChannelMode::message);
-        (void)b_->link.open_channel(3, ChannelMode::message);
-        start_both();
-    }
-
-    std::span<std::byte> a_dmb() { return b_->port.peer->dmb(a_->link.own_token()); }
-
-    void put64(std::size_t off, uint64_t v)
-    {
-        std::array<std::byte, 8> b{};
-        store_be64(b, 0, v);
-        std::memcpy(a_dmb().data() + off, b.data(), 8);
-    }
-
-    void expect_reset(ResetReason reason, uint32_t channel)
-    {
-        const uint64_t old = a_->link.own_token();
-        a_->link.poll(now_);
-        // What the hot path does not read (the control block once up, cursors of channels
-        // neither side has) the timer checks: at the latest one keepalive interval later.
-        if (a_->last(LinkEvent::Kind::reset_sent) == nullptr)
-            a_->link.tick(now_ + LinkOptions{}.keepalive_interval);
-        const LinkEvent* e = a_->last(LinkEvent::Kind::reset_sent);
-        ASSERT_NE(e, nullptr) << "no reset";
-        EXPECT_EQ(e->reason, reason);
-        EXPECT_EQ(e->channel, channel);
-        EXPECT_FALSE(a_->link.up());
-        // The RESET event carries the reason in its low 16 bits.
-        bool sent = false;
-        for (auto [code, info] : a_->port.sent_events)
-            sent |= code == kEventReset && (info & 0xFFFF) == static_cast<uint16_t>(reason);
-        EXPECT_TRUE(sent);
-        pump();
-        EXPECT_TRUE(a_->link.up()) << "the link comes back";
-        EXPECT_NE(a_->link.own_token(), old);
-    }
-
-    uint32_t ring() const { return ring_size_for(256 * 1024, 16); }
-
-    Channel* tx_ = nullptr;
-    Channel* rx_ = nullptr;
-};
-
-TEST_F(LinkHostileTest, ProducerCursorBeyondTheRing)
-{
-    put64(kProducerCursorsOffset + 8 * 3, ring() + 8);
-    expect_reset(ResetReason::producer, 3);
-}
-
-TEST_F(LinkHostileTest, ProducerCursorGoingBackwards)
-{
-    a_dmb()[kRingAreaOffset + 3 * ring() + 4] = std::byte{kRecordFirst | kRecordLast};
-    put64(kProducerCursorsOffset + 8 * 3, 8);  // one empty message
-    a_->link.poll(now_);
-    ASSERT_TRUE(a_->link.up());
-    put64(kProducerCursorsOffset + 8 * 3, 0);
-    expect_reset(ResetReason::producer, 3);
-}
-
-TEST_F(LinkHostileTest, ConsumerCursorBeyondWhatWasSent)
-{
-    put64(kConsumerCursorsOffset + 8 * 2, 8);
-    expect_reset(ResetReason::consumer, 2);
-}
-
-TEST_F(LinkHostileTest, MalformedRecord)
-{
-    std::array<std::byte, 8> h{};
-    h[0] = std::byte{0xFF};  // length far beyond what was published
-    h[4] = std::byte{kRecordFirst | kRecordLast};
-    std::memcpy(a_dmb().data() + kRingAreaOffset + 3 * ring(), h.data(), h.size());
-    put64(kProducerCursorsOffset + 8 * 3, 64);
-    std::error_code got;
-    rx_->async_receive([&](std::error_code ec, std::vector<std::byte>) { got = ec; });
-    expect_reset(ResetReason::record, 3);
-    EXPECT_EQ(got, errc::link_reset) << "the waiter learns why";
-}
-
-TEST_F(LinkHostileTest, DataOnAChannelThePeerNeverAnnounced)
-{
-    put64(kProducerCursorsOffset + 8 * 20, 8);
-    expect_reset(ResetReason::channel, 20);
-}
-
-TEST_F(LinkHostileTest, ReservedBytesOfTheDmbSet)
-{
-    a_dmb()[kReservedAreaOffset + 100] = std::byte{1};
-    expect_reset(ResetReason::control, 0);
-}
-
-TEST_F(LinkHostileTest, StreamBitForAChannelNotOpen)
-{
-    // b has channel 2 open (message mode); a stream bit for channel 5 alone is nonsense.
-    put64(ChannelSet::kOffset, ChannelSet{0b100, 0b10'0000}.pack());
-    expect_reset(ResetReason::control, 0);
-}
-
-TEST_F(LinkHostileTest, ChannelOpenBeyondTheWritersCount)
-{
-    put64(ChannelSet::kOffset, ChannelSet{0b100 | (1U << 20), 0}.pack());
-    expect_reset(ResetReason::control, 0);
-}
-
-TEST_F(LinkHostileTest, ChannelClosedWithoutReset)
-{
-    put64(ChannelSet::kOffset, ChannelSet{0, 0}.pack());
-    expect_reset(ResetReason::control, 0);
-}
-
-TEST_F(LinkHostileTest, TheResetPeersWaitersGetLinkReset)
-{
-    // a resets (b wrote a bad cursor); b's waiters learn of a reset, not of a lost peer.
-    Channel& b2 = b_->link.open_channel(2, ChannelMode::message);
-    std::optional<std::error_code> received;
-    b2.async_receive([&](std::error_code ec, std::vector<std::byte>) { received = ec; });
-    pump();
-    put64(kProducerCursorsOffset + 8 * 3, ring() + 8);
-    expect_reset(ResetReason::producer, 3);
-    ASSERT_TRUE(received.has_value());
-    EXPECT_EQ(*received, errc::link_reset);
-    ASSERT_NE(b_->last(LinkEvent::Kind::down), nullptr);
-    EXPECT_EQ(b_->last(LinkEvent::Kind::down)->error, errc::link_reset);
-}
-
-TEST_F(LinkHostileTest, ControlBlockRewrittenWhileUp)
-{
-    a_dmb()[0] = std::byte{0};
-    expect_reset(ResetReason::control, 0);
-}
-
-TEST_F(LinkHostileTest, OfferWithNoCommonVersionIsAnsweredWithReset)
-{
-    Offer bad{0x77'0000'0000ULL, 9, kProtocolVersion + 1, kProtocolVersion + 2, 256 * 1024};
-    a_->link.on_event(kEventOffer, bad.pack(), now_);
-    const LinkEvent* e = a_->last(LinkEvent::Kind::offer_refused);
-    ASSERT_NE(e, nullptr);
-    EXPECT_EQ(e->reason, ResetReason::version);
-    EXPECT_TRUE(a_->link.up()) << "a refused stranger does not take the link down";
-}
-
-TEST_F(LinkHostileTest, GarbageOfferIsRefused)
-{
-    a_->link.on_event(kEventOffer, 0xFFFF'FFFF'FFFF'FFFFULL, now_);
-    EXPECT_TRUE(a_->saw(LinkEvent::Kind::offer_refused));
-    EXPECT_TRUE(a_->link.up());
-}
-
-TEST_F(LinkHostileTest, MalformedControlBlockDuringHandshakeResetsAfterItStays)
-{
-    // A fresh a whose peer writes a control block with another version.
-    a_->link.on_peer_disabled(now_);
-    b_->port.dead = true;  // b stays silent; we play b by hand
-    ASSERT_FALSE(a_->link.up());
-    auto dmb = b_->port.peer->dmb(a_->link.own_token());
-    ControlBlock cb;
-    cb.nr_channels = 16;
-    cb.writer_epoch = 5;
-    cb.peer_epoch = a_->link.epoch();
-    cb.ring_size = ring();
-    cb.writer_token = 0x5'0000'0000ULL;
-    cb.encode(dmb.first<kControlBlockSize>());
-    dmb[4] = std::byte{kProtocolVersion + 1};
-    a_->link.poll(now_);
-    EXPECT_FALSE(a_->saw(LinkEvent::Kind::reset_sent)) << "one bad read may be a torn write";
-    advance(100ms);
-    advance(100ms);
-    advance(100ms);
-    const LinkEvent* e = a_->last(LinkEvent::Kind::reset_sent);
-    ASSERT_NE(e, nullptr);
-    EXPECT_EQ(e->reason, ResetReason::version);
 }
 
 }  // namespace

@@ -1,4 +1,8 @@
 // SPDX-License-Identifier: MIT
+// Suites LinkMessageReader and LinkMessageReaderHostile.
+// Suites are named subject, tier, variant (README, Tests): no tier word = one piece on bytes
+// (unit), InMemory = links in one process (unit), TwoProcess = integration; Hostile = the test
+// is a broken or hostile peer.
 #include "ism/link/message_reader.hpp"
 
 #include <cstring>
@@ -97,7 +101,7 @@ TEST(LinkMessageReader, KeepsAPartialMessageUntilItsLastPiece)
     EXPECT_EQ(r.got[0], "part one and two");
 }
 
-TEST(LinkHostilePeer, ProducerCursorInsideARecordIsRefused)
+TEST(LinkMessageReaderHostile, ProducerCursorInsideARecordIsRefused)
 {
     Writer w;
     Reader r;
@@ -106,7 +110,7 @@ TEST(LinkHostilePeer, ProducerCursorInsideARecordIsRefused)
     EXPECT_TRUE(r.got.empty());
 }
 
-TEST(LinkHostilePeer, PieceWithoutFirstIsRefused)
+TEST(LinkMessageReaderHostile, PieceWithoutFirstIsRefused)
 {
     Writer w;
     Reader r;
@@ -114,7 +118,7 @@ TEST(LinkHostilePeer, PieceWithoutFirstIsRefused)
     EXPECT_EQ(r.poll(w, w.prod).error(), errc::bad_record);
 }
 
-TEST(LinkHostilePeer, FirstInsideAMessageIsRefused)
+TEST(LinkMessageReaderHostile, FirstInsideAMessageIsRefused)
 {
     Writer w;
     Reader r;
@@ -123,7 +127,7 @@ TEST(LinkHostilePeer, FirstInsideAMessageIsRefused)
     EXPECT_EQ(r.poll(w, w.prod).error(), errc::bad_record);
 }
 
-TEST(LinkHostilePeer, MessageLongerThanTheLimitIsRefused)
+TEST(LinkMessageReaderHostile, MessageLongerThanTheLimitIsRefused)
 {
     Writer w;
     Reader r;
@@ -133,7 +137,7 @@ TEST(LinkHostilePeer, MessageLongerThanTheLimitIsRefused)
     EXPECT_EQ(r.poll(w, w.prod).error(), errc::bad_record);
 }
 
-TEST(LinkHostilePeer, RecordCrossingTheRingEndIsRefused)
+TEST(LinkMessageReaderHostile, RecordCrossingTheRingEndIsRefused)
 {
     Writer w;
     Reader r;
@@ -145,7 +149,7 @@ TEST(LinkHostilePeer, RecordCrossingTheRingEndIsRefused)
     EXPECT_EQ(r.poll(w, w.prod + 208).error(), errc::bad_record);
 }
 
-TEST(LinkHostilePeer, PaddingBeyondTheProducerIsRefused)
+TEST(LinkMessageReaderHostile, PaddingBeyondTheProducerIsRefused)
 {
     Writer w;
     Reader r;

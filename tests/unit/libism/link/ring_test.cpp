@@ -1,4 +1,8 @@
 // SPDX-License-Identifier: MIT
+// Suites LinkRing and LinkRingHostile.
+// Suites are named subject, tier, variant (README, Tests): no tier word = one piece on bytes
+// (unit), InMemory = links in one process (unit), TwoProcess = integration; Hostile = the test
+// is a broken or hostile peer.
 #include "ism/link/ring.hpp"
 
 #include <gtest/gtest.h>
@@ -24,7 +28,7 @@ TEST(LinkRing, ReaderFollowsTheProducerAcrossTheWrap)
     EXPECT_EQ(rx.contiguous(), 104U);
 }
 
-TEST(LinkHostilePeer, ProducerCursorGoingBackwardsIsRefused)
+TEST(LinkRingHostile, ProducerCursorGoingBackwardsIsRefused)
 {
     RxRing rx(4096);
     ASSERT_TRUE(rx.update_producer(100));
@@ -32,7 +36,7 @@ TEST(LinkHostilePeer, ProducerCursorGoingBackwardsIsRefused)
     EXPECT_EQ(rx.available(), 100U);  // state unchanged
 }
 
-TEST(LinkHostilePeer, ProducerCursorPastCapacityIsRefused)
+TEST(LinkRingHostile, ProducerCursorPastCapacityIsRefused)
 {
     RxRing rx(4096);
     EXPECT_EQ(rx.update_producer(4097).error(), errc::bad_cursor);
@@ -102,7 +106,7 @@ TEST(LinkRing, WriterSpaceComesBackWithCredit)
     EXPECT_EQ(tx.consumer(), 1024U);
 }
 
-TEST(LinkHostilePeer, ConsumerCursorBeyondWhatWasProducedIsRefused)
+TEST(LinkRingHostile, ConsumerCursorBeyondWhatWasProducedIsRefused)
 {
     TxRing tx(4096);
     tx.produce(100);
@@ -113,7 +117,7 @@ TEST(LinkHostilePeer, ConsumerCursorBeyondWhatWasProducedIsRefused)
     EXPECT_EQ(tx.free_space(), 4046U);
 }
 
-TEST(LinkHostilePeer, ConsumerCursorBeyondWhatWasPublishedIsRefused)
+TEST(LinkRingHostile, ConsumerCursorBeyondWhatWasPublishedIsRefused)
 {
     // Written but not yet published: the peer cannot have read it.
     TxRing tx(4096);

@@ -1,4 +1,8 @@
 // SPDX-License-Identifier: MIT
+// Suites LinkWire and LinkWireHostile.
+// Suites are named subject, tier, variant (README, Tests): no tier word = one piece on bytes
+// (unit), InMemory = links in one process (unit), TwoProcess = integration; Hostile = the test
+// is a broken or hostile peer.
 #include "ism/link/wire.hpp"
 
 #include <array>
@@ -97,7 +101,7 @@ TEST(LinkWire, ControlBlockBytesAreTheDocumentedLayout)
     EXPECT_EQ(back->channels, (ChannelSet{0x0000'8005, 0x0000'0004}));
 }
 
-TEST(LinkHostilePeer, ControlBlockWithAMaxMessageOutOfRangeIsRefused)
+TEST(LinkWireHostile, ControlBlockWithAMaxMessageOutOfRangeIsRefused)
 {
     Block b{};
     ControlBlock cb = valid_block();
@@ -109,7 +113,7 @@ TEST(LinkHostilePeer, ControlBlockWithAMaxMessageOutOfRangeIsRefused)
     EXPECT_EQ(ControlBlock::parse(b, 1 << 20).error(), errc::bad_control_block);
 }
 
-TEST(LinkHostilePeer, ChannelSetsNoWriterAnnouncesAreRefused)
+TEST(LinkWireHostile, ChannelSetsNoWriterAnnouncesAreRefused)
 {
     EXPECT_TRUE(ChannelSet::unpack(ChannelSet{0b11, 0b10}.pack(), 2));
     EXPECT_FALSE(ChannelSet::unpack(ChannelSet{0b01, 0b10}.pack(), 2));  // stream, not open
@@ -122,7 +126,7 @@ TEST(LinkHostilePeer, ChannelSetsNoWriterAnnouncesAreRefused)
     EXPECT_EQ(ControlBlock::parse(b, 1 << 20).error(), errc::bad_control_block);
 }
 
-TEST(LinkHostilePeer, ControlBlockWithWrongMagicIsRefused)
+TEST(LinkWireHostile, ControlBlockWithWrongMagicIsRefused)
 {
     Block b{};
     valid_block().encode(b);
@@ -130,7 +134,7 @@ TEST(LinkHostilePeer, ControlBlockWithWrongMagicIsRefused)
     EXPECT_EQ(ControlBlock::parse(b, 1 << 20).error(), errc::bad_control_block);
 }
 
-TEST(LinkHostilePeer, ControlBlockWithAnotherVersionIsRefused)
+TEST(LinkWireHostile, ControlBlockWithAnotherVersionIsRefused)
 {
     Block b{};
     valid_block().encode(b);
@@ -138,7 +142,7 @@ TEST(LinkHostilePeer, ControlBlockWithAnotherVersionIsRefused)
     EXPECT_EQ(ControlBlock::parse(b, 1 << 20).error(), errc::proto_version);
 }
 
-TEST(LinkHostilePeer, RingsLargerThanTheDmbAreRefused)
+TEST(LinkWireHostile, RingsLargerThanTheDmbAreRefused)
 {
     Block b{};
     ControlBlock cb = valid_block();
@@ -150,7 +154,7 @@ TEST(LinkHostilePeer, RingsLargerThanTheDmbAreRefused)
     EXPECT_EQ(ControlBlock::parse(b, 1 << 20).error(), errc::bad_control_block);
 }
 
-TEST(LinkHostilePeer, ControlBlockFieldsOutOfRangeAreRefused)
+TEST(LinkWireHostile, ControlBlockFieldsOutOfRangeAreRefused)
 {
     auto refused = [](auto mutate) {
         ControlBlock cb = valid_block();
@@ -170,7 +174,7 @@ TEST(LinkHostilePeer, ControlBlockFieldsOutOfRangeAreRefused)
     EXPECT_TRUE(refused([](ControlBlock& c) { c.keepalive_ms = kMaxKeepaliveMs + 1; }));
 }
 
-TEST(LinkHostilePeer, ReservedControlBytesMustBeZero)
+TEST(LinkWireHostile, ReservedControlBytesMustBeZero)
 {
     for (std::size_t at : {10U, 11U, 36U, 63U}) {
         Block b{};
@@ -194,7 +198,7 @@ TEST(LinkWire, RecordHeaderRoundTripsAndPadsToEight)
     EXPECT_TRUE(pad->is_padding());
 }
 
-TEST(LinkHostilePeer, RecordLongerThanTheRingIsRefused)
+TEST(LinkWireHostile, RecordLongerThanTheRingIsRefused)
 {
     EXPECT_EQ(RecordHeader::parse(bytes8({0, 0, 0x10, 0, 3, 0, 0, 0}), 4096).error(),
               errc::bad_record);  // 4096 + header does not fit a 4 KiB ring
@@ -203,7 +207,7 @@ TEST(LinkHostilePeer, RecordLongerThanTheRingIsRefused)
     EXPECT_TRUE(RecordHeader::parse(bytes8({0, 0, 0x0F, 0xF8, 3, 0, 0, 0}), 4096));
 }
 
-TEST(LinkHostilePeer, RecordWithUnknownFlagsOrReservedBitsIsRefused)
+TEST(LinkWireHostile, RecordWithUnknownFlagsOrReservedBitsIsRefused)
 {
     EXPECT_FALSE(RecordHeader::parse(bytes8({0, 0, 0, 8, 4, 0, 0, 0}), 4096));
     EXPECT_FALSE(RecordHeader::parse(bytes8({0, 0, 0, 8, 1, 0, 1, 0}), 4096));
