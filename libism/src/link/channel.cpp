@@ -50,8 +50,9 @@ Channel::OpId ChannelImpl::send(std::span<const std::byte> data, SendHandler don
         refused = std::make_error_code(std::errc::operation_canceled);
     else if (!open_)
         refused = make_error_code(errc::bad_argument);
+    // Our own limit, checked before the link's state: one error, two reasons.
     else if (mode_ == ChannelMode::message && data.size() > self.reader_.max_message())
-        refused = make_error_code(errc::message_too_large);
+        refused = make_error_code(errc::message_too_large);  // NOLINT(bugprone-branch-clone)
     else if (!link_->up_)
         refused = make_error_code(errc::peer_gone);
     else if (index_ >= link_->rx_channels_)

@@ -125,7 +125,10 @@ Endpoint::Endpoint(boost::asio::io_context& io, device::IsmDevice& device,
 
 Endpoint::~Endpoint()
 {
-    stop();
+    try {
+        stop();
+    } catch (...) {  // NOLINT(bugprone-empty-catch): a timer that cannot be cancelled dies with us
+    }
     // Links unregister their DMBs through their ports, which update by_sba_.
     entries_.clear();
 }
@@ -266,7 +269,8 @@ void Endpoint::arm_timer()
                 return;
             const auto fired = Clock::now();
             ++stats_.timer_runs;
-            for (std::size_t i = 0; i < entries_.size(); ++i)
+            // By index: a tick's handlers may add links, which moves entries_.
+            for (std::size_t i = 0; i < entries_.size(); ++i)  // NOLINT(modernize-loop-convert)
                 entries_[i].link->tick(fired);
             arm_timer();
         });

@@ -224,7 +224,7 @@ private:
     uint64_t ups_ = 0;
 
     // The peer's cursor area (prod[32], cons[32]) as we last stored it.
-    std::array<std::byte, 2 * 8 * kMaxChannels> cursor_shadow_{};
+    std::array<std::byte, std::size_t{2} * 8 * kMaxChannels> cursor_shadow_{};
 
     bool offering_ = false;
     Clock::time_point next_offer_{};

@@ -108,7 +108,7 @@ TEST_F(LinkInMemoryHostile, MalformedRecord)
     std::memcpy(a_dmb().data() + kRingAreaOffset + 3 * ring(), h.data(), h.size());
     put64(kProducerCursorsOffset + 8 * 3, 64);
     std::error_code got;
-    rx_->async_receive([&](std::error_code ec, std::vector<std::byte>) { got = ec; });
+    rx_->async_receive([&](std::error_code ec, const std::vector<std::byte>&) { got = ec; });
     expect_reset(ResetReason::record, 3);
     EXPECT_EQ(got, errc::link_reset) << "the waiter learns why";
 }
@@ -149,7 +149,7 @@ TEST_F(LinkInMemoryHostile, TheResetPeersWaitersGetLinkReset)
     // a resets (b wrote a bad cursor); b's waiters learn of a reset, not of a lost peer.
     Channel& b2 = b_->link.open_channel(2, ChannelMode::message);
     std::optional<std::error_code> received;
-    b2.async_receive([&](std::error_code ec, std::vector<std::byte>) { received = ec; });
+    b2.async_receive([&](std::error_code ec, const std::vector<std::byte>&) { received = ec; });
     pump();
     put64(kProducerCursorsOffset + 8 * 3, ring() + 8);
     expect_reset(ResetReason::producer, 3);

@@ -105,22 +105,19 @@ struct Side {
     }
     [[nodiscard]] const LinkEvent* last(LinkEvent::Kind k) const
     {
-        for (auto it = seen.rbegin(); it != seen.rend(); ++it)
-            if (it->kind == k)
-                return &*it;
-        return nullptr;
+        const auto it = std::find_if(seen.rbegin(), seen.rend(),
+                                     [k](const LinkEvent& e) { return e.kind == k; });
+        return it == seen.rend() ? nullptr : &*it;
     }
 };
 
 class LinkInMemory : public ::testing::Test {
-protected:
-    static LinkOptions options(uint32_t channels = 16, std::size_t dmb = 256 * 1024)
-    {
-        LinkOptions o;
-        o.dmb_size = dmb;
-        o.channels = channels;
-        return o;
-    }
+public:
+    LinkInMemory() = default;
+    LinkInMemory(const LinkInMemory&) = delete;
+    LinkInMemory& operator=(const LinkInMemory&) = delete;
+    LinkInMemory(LinkInMemory&&) = delete;
+    LinkInMemory& operator=(LinkInMemory&&) = delete;
 
     ~LinkInMemory() override
     {
@@ -128,6 +125,15 @@ protected:
         for (Side* s : {a_.get(), b_.get()})
             if (s != nullptr)
                 s->port.peer = nullptr;
+    }
+
+protected:
+    static LinkOptions options(uint32_t channels = 16, std::size_t dmb = 256 * 1024)
+    {
+        LinkOptions o;
+        o.dmb_size = dmb;
+        o.channels = channels;
+        return o;
     }
 
     void make(LinkOptions oa = options(), LinkOptions ob = options())
