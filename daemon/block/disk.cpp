@@ -23,7 +23,8 @@ int errno_or(int fallback)
 
 }  // namespace
 
-tl::expected<std::unique_ptr<Disk>, std::string> Disk::open(const std::string& path, bool read_only, bool direct)
+tl::expected<std::unique_ptr<Disk>, std::string> Disk::open(const std::string& path, bool read_only,
+                                                            bool direct)
 {
     auto d = std::unique_ptr<Disk>(new Disk());
     int flags = (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC;
@@ -115,8 +116,8 @@ int Disk::trim(uint64_t offset, uint64_t length)
         uint64_t range[2] = {offset, length};
         return ::ioctl(fd_.get(), BLKDISCARD, range) == 0 ? 0 : errno_or(EIO);
     }
-    if (::fallocate(fd_.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(offset),
-                    static_cast<off_t>(length)) == 0)
+    if (::fallocate(fd_.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                    static_cast<off_t>(offset), static_cast<off_t>(length)) == 0)
         return 0;
     // A trim is advice: a file system that cannot punch holes simply keeps the data.
     return errno == EOPNOTSUPP ? 0 : errno_or(EIO);
@@ -133,7 +134,8 @@ int Disk::write_zeroes(uint64_t offset, uint64_t length, bool may_punch, bool fu
         uint64_t range[2] = {offset, length};
         done = ::ioctl(fd_.get(), BLKZEROOUT, range);
     } else {
-        const int mode = may_punch ? FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE : FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE;
+        const int mode = may_punch ? FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
+                                   : FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE;
         done = ::fallocate(fd_.get(), mode, static_cast<off_t>(offset), static_cast<off_t>(length));
     }
     if (done != 0) {

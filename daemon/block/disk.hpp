@@ -26,8 +26,8 @@ struct Extent {
 class Disk {
 public:
     /// Opens `path`; the error is a line for the log.
-    static tl::expected<std::unique_ptr<Disk>, std::string> open(const std::string& path, bool read_only,
-                                                                 bool direct);
+    static tl::expected<std::unique_ptr<Disk>, std::string> open(const std::string& path,
+                                                                 bool read_only, bool direct);
 
     [[nodiscard]] uint64_t size() const noexcept { return size_; }
     [[nodiscard]] bool read_only() const noexcept { return read_only_; }

@@ -27,9 +27,10 @@ public:
     {
         submit([this, work = std::move(work), done = std::move(done)]() mutable {
             auto result = work();
-            boost::asio::post(loop_, [done = std::move(done), result = std::move(result)]() mutable {
-                done(std::move(result));
-            });
+            boost::asio::post(loop_,
+                              [done = std::move(done), result = std::move(result)]() mutable {
+                                  done(std::move(result));
+                              });
         });
     }
 

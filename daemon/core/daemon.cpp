@@ -111,15 +111,15 @@ tl::expected<void, std::string> Daemon::start()
         return r;
     ism::link::EndpointOptions eo;
     switch (config_.global.link.poll) {
-    case PollMode::interrupt:
-        eo.mode = ism::link::PollMode::interrupt;
-        break;
-    case PollMode::adaptive:
-        eo.mode = ism::link::PollMode::adaptive;
-        break;
-    case PollMode::polling:
-        eo.mode = ism::link::PollMode::polling;
-        break;
+        case PollMode::interrupt:
+            eo.mode = ism::link::PollMode::interrupt;
+            break;
+        case PollMode::adaptive:
+            eo.mode = ism::link::PollMode::adaptive;
+            break;
+        case PollMode::polling:
+            eo.mode = ism::link::PollMode::polling;
+            break;
     }
     eo.poll_window = config_.global.link.poll_window;
     endpoint_ = std::make_unique<ism::link::Endpoint>(io_, *device_, eo);

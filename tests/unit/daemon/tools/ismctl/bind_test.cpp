@@ -51,8 +51,9 @@ TEST_F(BindTest, WritesEachStepAndReportsAProbeThatDidNotBind)
     // A plain-file sysfs cannot rebind: the steps are written, and the failure is named.
     auto r = bind_function(root_.string(), "0001:00:00.0");
     ASSERT_FALSE(r);
-    EXPECT_EQ(r.error(), "0001:00:00.0: the probe did not bind it to ism_vfio_pci (bound to ism); "
-                         "see the kernel log");
+    EXPECT_EQ(r.error(),
+              "0001:00:00.0: the probe did not bind it to ism_vfio_pci (bound to ism); "
+              "see the kernel log");
     EXPECT_EQ(get(root_ / "bus/pci/drivers/ism/unbind"), "0001:00:00.0");
     EXPECT_EQ(get(dev_ / "driver_override"), "ism_vfio_pci");
     EXPECT_EQ(get(root_ / "bus/pci/drivers_probe"), "0001:00:00.0");
@@ -71,11 +72,13 @@ TEST_F(BindTest, RefusalsNameWhatIsWrong)
 {
     EXPECT_EQ(bind_function(root_.string(), "1:0.0").error(),
               "\"1:0.0\" is not a PCI address (expected the form 0001:00:00.0, lower case)");
-    EXPECT_EQ(bind_function(root_.string(), "0002:00:00.0").error(),
-              "no PCI function 0002:00:00.0 (looked in " + (root_ / "bus/pci/devices").string() + ")");
+    EXPECT_EQ(
+        bind_function(root_.string(), "0002:00:00.0").error(),
+        "no PCI function 0002:00:00.0 (looked in " + (root_ / "bus/pci/devices").string() + ")");
     put(dev_ / "device", "0x1234\n");
     EXPECT_EQ(bind_function(root_.string(), "0001:00:00.0").error(),
-              "0001:00:00.0 is not an ISM function (vendor 0x1014, device 0x1234; ISM is 0x1014, 0x04ed)");
+              "0001:00:00.0 is not an ISM function (vendor 0x1014, device 0x1234; ISM is 0x1014, "
+              "0x04ed)");
     put(dev_ / "device", "0x04ed\n");
     fs::remove_all(root_ / "bus/pci/drivers/ism_vfio_pci");
     EXPECT_EQ(bind_function(root_.string(), "0001:00:00.0").error(),
