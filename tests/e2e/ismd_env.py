@@ -178,8 +178,11 @@ class IsmdTestCase(unittest.TestCase):
         self.work = tempfile.mkdtemp(prefix="ismd-e2e-")
         self.fabric = f"e2e-{os.getpid()}-{int(time.monotonic() * 1000) % 100000}"
         self.daemons = []
+        # Cleanups run last-registered first: this one runs after every other (the tmux
+        # servers are killed through sockets in this directory).
+        self.addCleanup(self.remove_work)
 
-    def tearDown(self):
+    def remove_work(self):
         for d in self.daemons:
             d.close()
         path = os.path.join(os.environ.get("ISM_SIM_DIR", "/dev/shm"), "ism-sim-" + self.fabric)
