@@ -3,40 +3,49 @@
 
 #include <algorithm>
 
+#include "ism/byte_order.hpp"
+
 namespace ismd::block::nbd {
+
+namespace {
+
+void append_be(std::vector<std::byte>& out, std::size_t width, uint64_t v)
+{
+    const std::size_t at = out.size();
+    out.resize(at + width);
+    ism::store_be(std::span(out).subspan(at, width), v);
+}
+
+}  // namespace
 
 void put_u16(std::vector<std::byte>& out, uint16_t v)
 {
-    out.push_back(static_cast<std::byte>(v >> 8));
-    out.push_back(static_cast<std::byte>(v));
+    append_be(out, 2, v);
 }
 
 void put_u32(std::vector<std::byte>& out, uint32_t v)
 {
-    put_u16(out, static_cast<uint16_t>(v >> 16));
-    put_u16(out, static_cast<uint16_t>(v));
+    append_be(out, 4, v);
 }
 
 void put_u64(std::vector<std::byte>& out, uint64_t v)
 {
-    put_u32(out, static_cast<uint32_t>(v >> 32));
-    put_u32(out, static_cast<uint32_t>(v));
+    append_be(out, 8, v);
 }
 
 uint16_t get_u16(std::span<const std::byte> in)
 {
-    return static_cast<uint16_t>((static_cast<unsigned>(in[0]) << 8) |
-                                 static_cast<unsigned>(in[1]));
+    return ism::load_be16(in, 0);
 }
 
 uint32_t get_u32(std::span<const std::byte> in)
 {
-    return (uint32_t{get_u16(in)} << 16) | get_u16(in.subspan(2));
+    return ism::load_be32(in, 0);
 }
 
 uint64_t get_u64(std::span<const std::byte> in)
 {
-    return (uint64_t{get_u32(in)} << 32) | get_u32(in.subspan(4));
+    return ism::load_be64(in, 0);
 }
 
 std::optional<Request> decode_request(std::span<const std::byte, kRequestSize> b)

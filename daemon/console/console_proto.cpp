@@ -3,6 +3,8 @@
 
 #include <algorithm>
 
+#include "ism/byte_order.hpp"
+
 namespace ismd::console {
 
 namespace {
@@ -22,10 +24,11 @@ public:
     std::vector<std::byte> take() { return std::move(out_); }
 
 private:
-    Writer& be(uint64_t v, int n)
+    Writer& be(uint64_t v, std::size_t n)
     {
-        for (int i = n - 1; i >= 0; --i)
-            out_.push_back(static_cast<std::byte>((v >> (8 * i)) & 0xFF));
+        const std::size_t at = out_.size();
+        out_.resize(at + n);
+        ism::store_be(std::span(out_).subspan(at, n), v);
         return *this;
     }
     std::vector<std::byte> out_;
@@ -57,11 +60,8 @@ private:
     {
         if (in_.size() - at_ < n)
             return false;
-        uint64_t x = 0;
-        for (std::size_t i = 0; i < n; ++i)
-            x = (x << 8) | static_cast<uint8_t>(in_[at_ + i]);
+        v = static_cast<T>(ism::load_be(in_.subspan(at_, n)));
         at_ += n;
-        v = static_cast<T>(x);
         return true;
     }
     std::span<const std::byte> in_;

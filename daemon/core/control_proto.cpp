@@ -1,14 +1,16 @@
 // SPDX-License-Identifier: MIT
 #include "core/control_proto.hpp"
 
+#include "ism/byte_order.hpp"
+
 namespace ismd::control {
 
 void append_frame(std::vector<std::byte>& out, FrameType type, std::span<const std::byte> payload)
 {
-    const auto n = static_cast<uint32_t>(payload.size());
-    out.push_back(static_cast<std::byte>(type));
-    for (int shift = 24; shift >= 0; shift -= 8)
-        out.push_back(static_cast<std::byte>((n >> shift) & 0xFF));
+    const std::size_t at = out.size();
+    out.resize(at + kFrameHeader);
+    out[at] = static_cast<std::byte>(type);
+    ism::store_be32(out, at + 1, static_cast<uint32_t>(payload.size()));
     out.insert(out.end(), payload.begin(), payload.end());
 }
 
@@ -23,9 +25,7 @@ bool FrameReader::feed(std::span<const std::byte> bytes)
     std::size_t at = start_;
     while (at + kFrameHeader <= buffer_.size()) {
         const auto type = static_cast<uint8_t>(buffer_[at]);
-        uint32_t n = 0;
-        for (std::size_t i = 1; i < kFrameHeader; ++i)
-            n = (n << 8) | static_cast<uint8_t>(buffer_[at + i]);
+        const uint32_t n = ism::load_be32(buffer_, at + 1);
         if (type < static_cast<uint8_t>(FrameType::data) ||
             type > static_cast<uint8_t>(FrameType::hangup) || n > kMaxFrame)
             return false;
@@ -38,9 +38,7 @@ std::optional<Frame> FrameReader::next()
 {
     if (buffer_.size() - start_ < kFrameHeader)
         return std::nullopt;
-    uint32_t n = 0;
-    for (std::size_t i = 1; i < kFrameHeader; ++i)
-        n = (n << 8) | static_cast<uint8_t>(buffer_[start_ + i]);
+    const uint32_t n = ism::load_be32(buffer_, start_ + 1);
     if (buffer_.size() - start_ < kFrameHeader + n)
         return std::nullopt;
     Frame f{static_cast<FrameType>(buffer_[start_]), {}};
