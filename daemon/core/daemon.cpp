@@ -123,6 +123,8 @@ tl::expected<void, std::string> Daemon::start()
     }
     eo.poll_window = config_.global.link.poll_window;
     endpoint_ = std::make_unique<ism::link::Endpoint>(io_, *device_, eo);
+    for (auto* s : service_list_)
+        s->configure(config_.global);
     for (const auto& p : config_.peers) {
         if (auto r = add_peer(p); !r)
             return r;

@@ -54,6 +54,9 @@ public:
     [[nodiscard]] virtual uint32_t channel_count() const = 0;
     /// Reads and checks its section of a peer file.
     [[nodiscard]] virtual ServiceConfigParser config_parser() const = 0;
+    /// ismd starts with this global configuration, before the first add_peer(). What a
+    /// service takes from it (the control socket's directory, ...) changes only at a restart.
+    virtual void configure(const GlobalConfig& /*global*/) {}
     /// Registers its operations ("<name>.xyz") on the control socket.
     virtual void register_ops(ControlServer& control) = 0;
     /// A peer arrived (start, or reload). May return null: nothing to do for this peer.
