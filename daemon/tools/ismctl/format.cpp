@@ -30,6 +30,43 @@ uint64_t num(const nlohmann::json& j, const char* key)
     return it != j.end() && it->is_number_unsigned() ? it->get<uint64_t>() : 0;
 }
 
+// The block service's exports and imports, one line each, when there are any.
+std::string format_block(const nlohmann::json& peers)
+{
+    std::string out;
+    for (const auto& p : peers) {
+        const auto block = p.find("block");
+        if (block == p.end() || !block->is_object())
+            continue;
+        for (const char* side : {"exports", "imports"}) {
+            const auto list = block->find(side);
+            if (list == block->end() || !list->is_array())
+                continue;
+            for (const auto& e : *list) {
+                if (out.empty())
+                    out = printf_string("\n%-16s %-6s %-16s %10s %-3s %7s %9s %12s %12s %7s  %s\n",
+                                        "PEER", "SIDE", "EXPORT", "SIZE", "RW", "CLIENTS",
+                                        "IN FLIGHT", "READ", "WRITTEN", "ERRORS", "WHERE");
+                const bool exporting = std::string(side) == "exports";
+                const std::string where = e.contains("error")
+                                              ? "error: " + str(e, "error")
+                                              : str(e, exporting ? "path" : "socket");
+                out += printf_string(
+                    "%-16s %-6s %-16s %10s %-3s %7s %9llu %12s %12s %7llu  %s\n",
+                    str(p, "name").c_str(), exporting ? "export" : "import", str(e, "name").c_str(),
+                    format_bytes(static_cast<double>(num(e, "size"))).c_str(),
+                    e.value("read_only", false) ? "ro" : "rw",
+                    exporting ? "-" : std::to_string(num(e, "connections")).c_str(),
+                    static_cast<unsigned long long>(num(e, "in_flight")),
+                    format_bytes(static_cast<double>(num(e, "bytes_read"))).c_str(),
+                    format_bytes(static_cast<double>(num(e, "bytes_written"))).c_str(),
+                    static_cast<unsigned long long>(num(e, "errors")), where.c_str());
+            }
+        }
+    }
+    return out;
+}
+
 }  // namespace
 
 std::string format_bytes(double bytes)
@@ -74,6 +111,7 @@ std::string format_status(const nlohmann::json& s)
             out += str(p, "name") + ": " + key + ": " + str(value, "summary") + "\n";
         }
     }
+    out += format_block(peers);
     return out;
 }
 
