@@ -179,6 +179,19 @@ TEST_F(NbdEndpointTest, AnExportErrorReachesTheClient)
     EXPECT_EQ(stats().errors, 1U);
 }
 
+TEST_F(NbdEndpointTest, ARequestTheExportDropsGetsEioInsteadOfHanging)
+{
+    loop_.on([&] { data_->drop = true; });
+    auto c = client();
+    ASSERT_TRUE(c->send_request(Cmd::read, 4, 0, 4096));
+    auto r = c->reply();
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->cookie, 4U);
+    EXPECT_EQ(r->error, nbd::kEio);
+    EXPECT_TRUE(eventually([&] { return budget_->in_use() == 0; }));
+    EXPECT_EQ(stats().in_flight, 0U);
+}
+
 TEST_F(NbdEndpointTest, BlockStatusReportsBaseAllocationAndHonoursReqOne)
 {
     auto c = client("data", true, true);
@@ -425,7 +438,9 @@ TEST_F(NbdEndpointSmallBudget, ASlowExportStopsTheEndpointReadingSoMemoryStaysBo
     EXPECT_EQ(loop_.on([&] { return data_->held.size(); }), 3U);
     EXPECT_LE(loop_.on([&] { return budget_->in_use(); }), std::size_t{1} << 20);
     // Completing them lets the rest through.
-    for (int round = 0; round < 64 && loop_.on([&] { return data_->seen.size(); }) < 64; ++round) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (loop_.on([&] { return data_->seen.size(); }) < 64 &&
+           std::chrono::steady_clock::now() < deadline) {
         loop_.on([&] { data_->release_held(); });
         while (sent < stream.size()) {
             const ssize_t n =
@@ -434,13 +449,31 @@ TEST_F(NbdEndpointSmallBudget, ASlowExportStopsTheEndpointReadingSoMemoryStaysBo
                 break;
             sent += static_cast<std::size_t>(n);
         }
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        EXPECT_LE(loop_.on([&] { return budget_->in_use(); }), std::size_t{1} << 20);
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
     EXPECT_EQ(sent, stream.size());
     EXPECT_TRUE(eventually([&] {
         data_->release_held();
         return data_->seen.size() == 64;
     }));
+}
+
+TEST_F(NbdEndpointSmallBudget, StopReleasesAConnectionWaitingForTheBudget)
+{
+    loop_.on([&] { data_->hold = true; });
+    auto c = client();
+    const auto data = pattern(512 << 10, 4);
+    ASSERT_TRUE(c->send_request(Cmd::write, 1, 0, 512 << 10, 0, data));
+    // The second write's bytes cannot be had until the first completes: it waits.
+    ASSERT_TRUE(c->send(RawClient::request(Cmd::write, 2, 0, 1 << 20)));
+    ASSERT_TRUE(eventually([&] { return budget_->waiting() == 1; }));
+    loop_.on([&] { endpoint_->stop(); });
+    EXPECT_TRUE(c->closed_by_server());
+    EXPECT_TRUE(eventually([&] { return budget_->waiting() == 0; }));
+    loop_.on([&] { data_->release_held(); });
+    EXPECT_TRUE(eventually([&] { return budget_->in_use() == 0; }));
+    EXPECT_EQ(loop_.on([&] { return data_->seen.size(); }), 1U);
 }
 
 TEST_F(NbdEndpointTest, AStaleSocketIsReplacedButAnythingElseIsNotOurs)

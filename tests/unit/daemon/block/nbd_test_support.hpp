@@ -40,6 +40,8 @@ public:
     void submit(IoRequest r, Done done) override
     {
         seen.push_back({r.cmd, r.flags, r.offset, r.length, {}});
+        if (drop)
+            return;  // breaks the contract: `done` is destroyed without being called
         if (hold) {
             held.emplace_back(std::move(r), std::move(done));
             return;
@@ -91,6 +93,7 @@ public:
 
     nbd::ExportInfo info_;
     bool hold = false;
+    bool drop = false;
     uint32_t fail_with = 0;
     std::vector<StatusExtent> extents{{4096, 0}, {1 << 20, nbd::kStateHole | nbd::kStateZero}};
     std::vector<IoRequest> seen;
