@@ -7,7 +7,6 @@ namespace ismd::block::nbd {
 
 namespace {
 
-constexpr uint32_t kBaseAllocationId = 1;
 const std::string kBaseAllocation = "base:allocation";
 
 std::string text(std::span<const std::byte> b)

@@ -63,6 +63,7 @@ inline constexpr uint16_t kSendTrim = 1 << 5;
 inline constexpr uint16_t kSendWriteZeroes = 1 << 6;
 inline constexpr uint16_t kSendDf = 1 << 7;
 inline constexpr uint16_t kCanMultiConn = 1 << 8;
+inline constexpr uint16_t kSendCache = 1 << 10;
 
 enum class Cmd : uint16_t {
     read = 0,
@@ -92,6 +93,8 @@ enum class Chunk : uint16_t {
     error_offset = (1 << 15) + 2,
 };
 
+/// The id this server gives the base:allocation meta context.
+inline constexpr uint32_t kBaseAllocationId = 1;
 // base:allocation flags.
 inline constexpr uint32_t kStateHole = 1 << 0;
 inline constexpr uint32_t kStateZero = 1 << 1;
@@ -107,6 +110,8 @@ inline constexpr uint32_t kEnotsup = 95;
 inline constexpr uint32_t kEshutdown = 108;
 
 inline constexpr std::size_t kRequestSize = 28;
+inline constexpr std::size_t kSimpleReplySize = 16;
+inline constexpr std::size_t kChunkHeaderSize = 20;
 inline constexpr std::size_t kOptionHeaderSize = 16;
 /// Largest payload accepted (the protocol's recommended maximum).
 inline constexpr uint32_t kMaxPayload = uint32_t{32} << 20;
