@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: MIT
 #include "block/block_config.hpp"
 
-#include <charconv>
 #include <filesystem>
 #include <set>
 
+#include "block/nbd_endpoint.hpp"
 #include "core/config_section.hpp"
 
 namespace ismd::block {
@@ -59,18 +59,16 @@ ImportConfig read_import(Section& import)
             tcp.allow(name);
             if (!good_name(name))
                 tcp.fail(name, "an export name (A-Z a-z 0-9 . _ -) as the key");
-            TcpAddress address;
-            if (value.is_number_unsigned() && value.get<uint64_t>() >= 1 &&
-                value.get<uint64_t>() <= 65535) {
-                address.port = static_cast<uint16_t>(value.get<uint64_t>());
-            } else if (value.is_string()) {
-                auto parsed = parse_tcp_address(value.get<std::string>());
-                if (!parsed)
-                    tcp.fail(name, parsed.error());
-                address = *parsed;
-            } else {
-                tcp.fail(name, "a port 1..65535 or \"host:port\"");
-            }
+            std::string address;
+            if (value.is_number_unsigned())
+                address = std::to_string(value.get<uint64_t>());
+            else if (value.is_string())
+                address = value.get<std::string>();
+            else
+                tcp.fail(name, "a port or \"address:port\"");
+            auto parsed = parse_tcp_address(address);
+            if (!parsed || parsed->second == 0)
+                tcp.fail(name, "a port 1..65535 or \"address:port\" with an IP address");
             config.tcp[name] = address;
         }
         tcp.finish();
@@ -80,24 +78,6 @@ ImportConfig read_import(Section& import)
 }
 
 }  // namespace
-
-tl::expected<TcpAddress, std::string> parse_tcp_address(const std::string& text)
-{
-    const auto colon = text.rfind(':');
-    if (colon == std::string::npos || colon == 0)
-        return tl::unexpected(std::string("\"host:port\" such as \"127.0.0.1:10809\""));
-    std::string host = text.substr(0, colon);
-    if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
-        host = host.substr(1, host.size() - 2);
-    const std::string port_text = text.substr(colon + 1);
-    unsigned port = 0;
-    const auto [end, ec] =
-        std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-    if (ec != std::errc() || end != port_text.data() + port_text.size() || port == 0 ||
-        port > 65535 || host.empty())
-        return tl::unexpected(std::string("\"host:port\" with a port 1..65535"));
-    return TcpAddress{host, static_cast<uint16_t>(port)};
-}
 
 ServiceConfigParser block_config_parser()
 {

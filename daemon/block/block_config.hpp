@@ -31,15 +31,10 @@ struct ExportConfig {
     bool direct = false;  // O_DIRECT
 };
 
-/// A loopback (or other) TCP address for one import: host and port.
-struct TcpAddress {
-    std::string host = "127.0.0.1";
-    uint16_t port = 0;
-};
-
 struct ImportConfig {
     bool enabled = true;
-    std::map<std::string, TcpAddress> tcp;  // by export name
+    /// By export name: "port" (on 127.0.0.1) or "address:port", as NbdEndpoint takes it.
+    std::map<std::string, std::string> tcp;
     /// How long requests wait for a lost peer before they fail.
     std::chrono::milliseconds deadline{60000};
 };
@@ -51,8 +46,5 @@ struct BlockConfig {
 
 /// Reads and checks a peer file's "block" section.
 ServiceConfigParser block_config_parser();
-
-/// "host:port" or "[v6]:port"; nullopt-like error text when it is not one.
-tl::expected<TcpAddress, std::string> parse_tcp_address(const std::string& text);
 
 }  // namespace ismd::block

@@ -11,6 +11,7 @@
 #include <boost/asio/io_context.hpp>
 #include <CLI/CLI.hpp>
 
+#include "block/block_service.hpp"
 #include "console/console_service.hpp"
 #include "core/config.hpp"
 #include "core/daemon.hpp"
@@ -22,6 +23,7 @@ std::vector<std::unique_ptr<ismd::Service>> make_services()
 {
     std::vector<std::unique_ptr<ismd::Service>> services;
     services.push_back(std::make_unique<ismd::console::ConsoleService>());
+    services.push_back(std::make_unique<ismd::block::BlockService>());
     return services;
 }
 

@@ -57,10 +57,8 @@ TEST(BlockConfig, ExportsAndImportAsWritten)
     EXPECT_TRUE(c.exports[1].direct);
     EXPECT_EQ(c.import.deadline, std::chrono::milliseconds(5000));
     ASSERT_EQ(c.import.tcp.size(), 2U);
-    EXPECT_EQ(c.import.tcp.at("data").host, "127.0.0.1");
-    EXPECT_EQ(c.import.tcp.at("data").port, 10809);
-    EXPECT_EQ(c.import.tcp.at("boot-1.img").host, "::1");
-    EXPECT_EQ(c.import.tcp.at("boot-1.img").port, 10810);
+    EXPECT_EQ(c.import.tcp.at("data"), "10809");
+    EXPECT_EQ(c.import.tcp.at("boot-1.img"), "[::1]:10810");
 }
 
 struct BadSection {
@@ -101,10 +99,10 @@ INSTANTIATE_TEST_SUITE_P(
                    "86400000, found -1"},
         BadSection{R"({"import": {"tcp": {"data": 70000}}})",
                    "peers.d/lpar2.json: /block/import/tcp/data: expected a port 1..65535 or "
-                   "\"host:port\", found 70000"},
-        BadSection{R"({"import": {"tcp": {"data": "localhost"}}})",
-                   "peers.d/lpar2.json: /block/import/tcp/data: expected \"host:port\" such as "
-                   "\"127.0.0.1:10809\", found \"localhost\""},
+                   "\"address:port\" with an IP address, found 70000"},
+        BadSection{R"({"import": {"tcp": {"data": "localhost:10809"}}})",
+                   "peers.d/lpar2.json: /block/import/tcp/data: expected a port 1..65535 or "
+                   "\"address:port\" with an IP address, found \"localhost:10809\""},
         BadSection{R"({"imports": {}})",
                    "peers.d/lpar2.json: /block/imports: unknown key (this object takes: exports, "
                    "import)"}));

@@ -1,0 +1,132 @@
+// SPDX-License-Identifier: MIT
+#include "block/block_service.hpp"
+
+#include "block/peer_block.hpp"
+
+namespace ismd::block {
+
+namespace {
+
+// Threads for disk I/O across all exports: enough to keep 64 requests in flight on a
+// device that overlaps them, few enough to cost nothing at idle.
+constexpr unsigned kIoThreads = 8;
+// Payload bytes all local NBD endpoints together may hold: one largest request (32 MiB)
+// and room for the others.
+constexpr std::size_t kEndpointBudget = std::size_t{48} << 20;
+
+}  // namespace
+
+BlockService::BlockService() = default;
+
+BlockService::~BlockService() = default;
+
+void BlockService::configure(const GlobalConfig& global)
+{
+    socket_dir_ = std::filesystem::path(global.control.socket).parent_path() / "nbd";
+    socket_group_ = global.control.group;
+}
+
+void BlockService::register_ops(ControlServer& /*control*/)
+{
+    // Imports and exports appear in `ismctl status`; there is nothing to ask of them yet.
+}
+
+IoPool& BlockService::io_pool(const boost::asio::any_io_executor& executor)
+{
+    if (!io_pool_)
+        io_pool_ = std::make_unique<IoPool>(executor, kIoThreads);
+    return *io_pool_;
+}
+
+ByteBudget& BlockService::budget(const boost::asio::any_io_executor& executor)
+{
+    if (!budget_)
+        budget_ = std::make_unique<ByteBudget>(executor, kEndpointBudget);
+    return *budget_;
+}
+
+std::unique_ptr<PeerService> BlockService::add_peer(const PeerHandle& peer)
+{
+    status_changed_ = peer.status_changed;
+    static const BlockConfig kNone{};
+    const BlockConfig& config = peer.section != nullptr
+                                    ? *static_cast<const BlockConfig*>(peer.section->parsed.get())
+                                    : kNone;
+    auto pb = std::make_unique<PeerBlock>(*this, peer, config);
+    peers_[peer.name] = pb.get();
+    return pb;
+}
+
+void BlockService::forget(const std::string& peer)
+{
+    peers_.erase(peer);
+    changed();
+}
+
+void BlockService::changed()
+{
+    if (status_changed_ && !stopping_)
+        status_changed_();
+}
+
+std::vector<nbd::ExportInfo> BlockService::list_all() const
+{
+    std::vector<nbd::ExportInfo> out;
+    for (const auto& [peer, pb] : peers_)
+        for (auto info : pb->imports()) {
+            info.name = peer + "/" + info.name;
+            out.push_back(std::move(info));
+        }
+    return out;
+}
+
+std::optional<nbd::ExportInfo> BlockService::find_qualified(const std::string& name) const
+{
+    const auto slash = name.find('/');
+    if (slash == std::string::npos)
+        return std::nullopt;
+    const auto it = peers_.find(name.substr(0, slash));
+    if (it == peers_.end())
+        return std::nullopt;
+    const std::string export_name = name.substr(slash + 1);
+    for (auto info : it->second->imports())
+        if (info.name == export_name) {
+            info.name = name;
+            return info;
+        }
+    return std::nullopt;
+}
+
+std::shared_ptr<Export> BlockService::open_qualified(const std::string& name)
+{
+    const auto slash = name.find('/');
+    if (slash == std::string::npos)
+        return nullptr;
+    const auto it = peers_.find(name.substr(0, slash));
+    return it == peers_.end() ? nullptr : it->second->open_import(name.substr(slash + 1));
+}
+
+std::string BlockService::summary() const
+{
+    std::size_t exports = 0;
+    std::size_t imports = 0;
+    std::size_t clients = 0;
+    for (const auto& [name, pb] : peers_) {
+        exports += pb->exports();
+        imports += pb->imports_served();
+        clients += pb->clients();
+    }
+    if (exports == 0 && imports == 0)
+        return {};
+    return "block: " + std::to_string(exports) + " exported, " + std::to_string(imports) +
+           " imported, " + std::to_string(clients) + " NBD client" + (clients == 1 ? "" : "s");
+}
+
+void BlockService::stop()
+{
+    stopping_ = true;
+    for (auto& [name, pb] : peers_)
+        pb->stop();
+}
+
+}  // namespace ismd::block
