@@ -150,7 +150,7 @@ class BlockClients(BlockTestCase):
             print(f"\nskipping nbd-client: {why}")
             self.skipTest(why)
         wait_for(lambda: os.path.exists("/dev/nbd0"), 5, "/dev/nbd0")
-        run(["nbd-client", "-unix", self.sock, "-N", "data", "/dev/nbd0"], timeout=30)
+        run(["nbd-client", "-unix", self.sock, "/dev/nbd0", "-name", "data"], timeout=30)
         self.addCleanup(subprocess.run, ["nbd-client", "-d", "/dev/nbd0"], capture_output=True)
         size = int(run(["blockdev", "--getsize64", "/dev/nbd0"]).stdout)
         self.assertEqual(size, SIZE)
@@ -161,6 +161,16 @@ class BlockClients(BlockTestCase):
         with open(self.backing, "rb") as f:
             f.seek(offset)
             self.assertEqual(got, f.read(length))
+        payload = os.urandom(MiB)
+        fd = os.open("/dev/nbd0", os.O_WRONLY)
+        try:
+            os.pwrite(fd, payload, 64 * MiB)
+            os.fsync(fd)  # the kernel sends NBD_CMD_FLUSH
+        finally:
+            os.close(fd)
+        with open(self.backing, "rb") as f:
+            f.seek(64 * MiB)
+            self.assertEqual(f.read(MiB), payload)
         run(["nbd-client", "-d", "/dev/nbd0"], timeout=30)
 
     def test_status_shows_the_export_and_the_import_with_bytes_moved(self):
@@ -294,8 +304,15 @@ class BlockPeerLoss(BlockTestCase):
         self.addCleanup(self.client.close)
         self.assertTrue(self.client.flags & TFLAG_SEND_FLUSH and self.client.flags & TFLAG_SEND_FUA)
 
+    def try_connect(self):
+        try:
+            return connect(self.sock, "data", timeout=5)
+        except (ConnectionError, FileNotFoundError, NbdOptionError):
+            return None
+
     def check_reads_back(self, expected):
-        c = connect(self.sock, "data")
+        # Right after the exporter came back the import may still be re-opening.
+        c = wait_for(self.try_connect, 10, "a new connection to the export")
         with open(self.backing, "rb") as f:
             for block, data in expected.items():
                 self.assertEqual(c.read(block * BLOCK, BLOCK), data, f"block {block} through NBD")
@@ -306,12 +323,16 @@ class BlockPeerLoss(BlockTestCase):
     def test_exporter_killed_and_restarted_during_flushed_writes(self):
         self.start(deadline_ms=10000)
         log = WriteLog(self.client, blocks=1024)
+        failed = []
 
         def crash_and_restart():
-            time.sleep(0.8)
-            self.exporter.kill9()
-            time.sleep(1.0)
-            self.exporter.start()
+            try:
+                time.sleep(0.8)
+                self.exporter.kill9()
+                time.sleep(1.0)
+                self.exporter.start()
+            except Exception as e:  # reported by the test's thread below
+                failed.append(e)
 
         t = threading.Thread(target=crash_and_restart)
         t.start()
@@ -319,6 +340,7 @@ class BlockPeerLoss(BlockTestCase):
             log.run(4.0)
         finally:
             t.join()
+        self.assertEqual(failed, [])
         self.assertGreater(log.flushes, 2)
         # The exporter came back well within the deadline: nothing fails, nothing hangs.
         self.assertEqual(log.errors, [])
