@@ -3,13 +3,15 @@
 it as an NBD socket, and nbdinfo, qemu-img, nbdcopy, fio, an ext4 filesystem through
 nbdfuse and a loop device, and nbd-client use it unmodified. Then what a user relies on
 when things go wrong: a read-only export refuses writes, an export not offered to a peer
-does not exist for it, and a lost peer costs no acknowledged write and hangs no client.
+does not exist for it, malformed requests get an error or a clean disconnect and disturb
+no other client, and a lost peer costs no acknowledged write and hangs no client.
 
 ISMD_BLOCK_TARGET=qemu-nbd runs the same clients against qemu-nbd (see block_env.py)."""
 import filecmp
 import hashlib
 import os
 import random
+import struct
 import subprocess
 import sys
 import threading
@@ -17,9 +19,9 @@ import time
 import unittest
 
 from block_env import (CI, CMD_FLUSH, CMD_READ, CMD_WRITE, EINVAL, EIO, EPERM, ESHUTDOWN, REP_ERR_UNKNOWN,
-                       TARGET, TFLAG_READ_ONLY, TFLAG_SEND_FLUSH, TFLAG_SEND_FUA, BlockTestCase, FuseFile, Mount,
-                       NbdClient, NbdOptionError, block_entry, block_service_absent, bytes_moved, connect, fio,
-                       nbdinfo_json, need, run, uri)
+                       REP_ERR_UNSUP, REQUEST_MAGIC, TARGET, TFLAG_READ_ONLY, TFLAG_SEND_FLUSH, TFLAG_SEND_FUA,
+                       BlockTestCase, FuseFile, Mount, NbdClient, NbdOptionError, block_entry, block_service_absent,
+                       bytes_moved, connect, fio, nbdinfo_json, need, run, uri)
 from ismd_env import wait_for
 
 MiB = 1 << 20
@@ -228,6 +230,90 @@ class BlockAccess(BlockTestCase):
         with open(secret, "rb") as f:
             self.assertEqual(c.read(0, MiB), f.read(MiB))
         c.disconnect()
+
+
+class BlockHostileClient(BlockTestCase):
+    """Malformed requests get an error or a clean disconnect; the server survives them
+    and the other clients of the export do not notice."""
+
+    def setUp(self):
+        super().setUp()
+        self.backing = self.image("data", 16 * MiB, [(0, MiB)])
+        self.sock = self.serve([{"name": "data", "path": self.backing}])["data"]
+        self.witness = connect(self.sock, "data", timeout=10)
+        self.addCleanup(self.witness.close)
+
+    def tearDown(self):
+        # The connection opened before the abuse still works, and so does a new one.
+        with open(self.backing, "rb") as f:
+            first = f.read(4096)
+        self.assertEqual(self.witness.read(0, 4096), first)
+        c = connect(self.sock, "data", timeout=10)
+        self.assertEqual(c.read(0, 4096), first)
+        c.disconnect()
+
+    def hostile(self):
+        c = connect(self.sock, "data", timeout=10)
+        self.addCleanup(c.close)
+        return c
+
+    def error_or_close(self, c):
+        """The server's answer to the last request: an NBD error, or None for a closed
+        connection. A success or a hang fails."""
+        try:
+            _, err, _ = c.reply()
+        except ConnectionError:
+            return None
+        self.assertNotEqual(err, 0, "a malformed request succeeded")
+        return err
+
+    def test_bad_request_magic(self):
+        c = self.hostile()
+        c.sock.sendall(struct.pack(">IHHQQI", 0x12345678, 0, CMD_READ, 1, 0, 4096))
+        c.pending[1] = (CMD_READ, 4096)
+        self.error_or_close(c)
+
+    def test_oversized_requests(self):
+        c = self.hostile()
+        c.submit(CMD_READ, 0, 64 * MiB)  # past the 32 MiB maximum payload
+        self.error_or_close(c)
+        c = self.hostile()
+        c.submit(CMD_READ, 15 * MiB, 2 * MiB)  # past the end of the export
+        self.assertIn(self.error_or_close(c), (None, EINVAL))
+        c = self.hostile()
+        # A write header announcing 1 GiB: the server must not wait for (or buffer) it.
+        c.sock.sendall(struct.pack(">IHHQQI", REQUEST_MAGIC, 0, CMD_WRITE, 1, 0, 1 << 30))
+        c.pending[1] = (CMD_WRITE, 0)
+        self.error_or_close(c)
+
+    def test_unknown_command(self):
+        c = self.hostile()
+        c.submit(99, 0, 4096)
+        err = self.error_or_close(c)
+        self.assertIn(err, (None, EINVAL))
+
+    def test_disconnect_in_the_middle_of_a_write(self):
+        c = self.hostile()
+        c.sock.sendall(struct.pack(">IHHQQI", REQUEST_MAGIC, 0, CMD_WRITE, 1, 0, MiB) + b"x" * (MiB // 2))
+        c.close()
+
+    def test_option_haggling(self):
+        c = NbdClient(self.sock, timeout=10)
+        self.addCleanup(c.close)
+        answered = 0
+        try:
+            for i in range(2000):
+                c.option(1000 + i % 50, b"x" * 16)
+                rtype, _ = c.option_reply(1000 + i % 50)
+                self.assertEqual(rtype, REP_ERR_UNSUP)
+                answered += 1
+        except ConnectionError:
+            pass  # a server may end a client that only haggles
+        if answered == 2000:
+            # Unknown options leave the handshake going: GO still works.
+            c.go("data")
+            with open(self.backing, "rb") as f:
+                self.assertEqual(c.read(0, 4096), f.read(4096))
 
 
 BLOCK = 16 * 1024
