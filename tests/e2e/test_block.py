@@ -438,6 +438,27 @@ class BlockPeerLoss(BlockTestCase):
         self.assertEqual(self.client.flush(), 0)
         self.check_reads_back(log.last)
 
+    def test_fio_writes_with_fsync_across_an_exporter_restart(self):
+        self.start(deadline_ms=10000)
+        need("fio")
+        # 32 MiB of 16 KiB random writes at 8 MiB/s (about 4 s), a FLUSH every 16 writes;
+        # each block carries a crc32c header that a second, read-only pass verifies.
+        pattern = ["--rw=randwrite", "--bs=16k", "--size=32M", "--iodepth=8", "--verify=crc32c",
+                   "--randseed=42"]
+        writer = subprocess.Popen(["fio", "--name=w", "--ioengine=nbd", f"--uri={uri(self.sock, 'data')}",
+                                   "--fsync=16", "--rate=8m", "--do_verify=0", "--output-format=json",
+                                   f"--output={self.work}/fio-w.json", *pattern],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.addCleanup(lambda: writer.poll() is None and writer.kill())
+        time.sleep(0.8)
+        self.exporter.kill9()
+        time.sleep(1.0)
+        self.exporter.start()
+        # No request may wait past the deadline: fio ends within its own time plus it.
+        _, err = writer.communicate(timeout=4 + self.deadline + 10)
+        self.assertEqual(writer.returncode, 0, err)
+        fio(self.work, "v", uri(self.sock, "data"), "--verify_only", *pattern)
+
     def test_exporter_lost_requests_fail_after_the_deadline(self):
         self.start(deadline_ms=3000)
         data = os.urandom(BLOCK)
