@@ -346,9 +346,18 @@ def block_entry(peer_status, kind, name):
     block = peer_status.get("block")
     if not isinstance(block, dict):
         raise AssertionError(f"no \"block\" part in the peer's status: {peer_status}")
-    for entry in block.get(kind, []):
-        if entry.get("name") == name:
-            return entry
+
+    def lists(node):  # the list under `kind`, at whatever depth the block part nests it
+        for key, value in node.items():
+            if key == kind and isinstance(value, list):
+                yield value
+            elif isinstance(value, dict):
+                yield from lists(value)
+
+    for entries in lists(block):
+        for entry in entries:
+            if entry.get("name") == name:
+                return entry
     raise AssertionError(f"no {kind[:-1]} {name!r} in {block}")
 
 
