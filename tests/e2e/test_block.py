@@ -117,10 +117,19 @@ class BlockClients(BlockTestCase):
         need("mkfs.ext4")
         if os.geteuid() != 0:
             self.skipTest("mount needs root")
+        # 64 MiB of old data, which mkfs's discard must punch out of lpar2's file.
+        c = connect(self.sock, "data")
+        for i in range(16):
+            self.assertEqual(c.write(128 * MiB + i * 4 * MiB, os.urandom(4 * MiB)), 0)
+        self.assertEqual(c.flush(), 0)
+        c.disconnect()
+        self.assertGreater(os.stat(self.backing).st_blocks * 512, 64 * MiB)
         fuse = FuseFile(self.work, self.uri)
         self.addCleanup(fuse.close)
         self.assertEqual(os.path.getsize(fuse.file), SIZE)
-        run(["mkfs.ext4", "-q", "-F", "-E", "nodiscard", fuse.file], timeout=120)
+        run(["mkfs.ext4", "-q", "-F", fuse.file], timeout=120)
+        # mkfs discarded the whole file: TRIM reached the exporter as punched holes.
+        self.assertLess(os.stat(self.backing).st_blocks * 512, 32 * MiB)
         mnt = Mount(fuse.file, os.path.join(self.work, "mnt"))
         self.addCleanup(mnt.close)
         mnt.mount()
