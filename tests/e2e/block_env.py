@@ -167,6 +167,12 @@ def uri(sock, export):
     return f"nbd+unix:///{export}?socket={sock}"
 
 
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def run(argv, timeout=120, check=True, **kw):
     r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, **kw)
     if check and r.returncode != 0:
@@ -308,10 +314,11 @@ class BlockTestCase(IsmdTestCase):
                 f.write(os.urandom(length))
         return path
 
-    def serve(self, exports, deadline_ms=30000, other_peers=None, link=None):
+    def serve(self, exports, deadline_ms=30000, other_peers=None, link=None, tcp=None):
         """Starts the exporting side and the importing side. `exports`: the block section's
         export objects offered to lpar1; `other_peers`: {peer: exports} offered to other
-        peers of lpar2 (each is started too). Returns {export name: NBD socket on lpar1}."""
+        peers of lpar2 (each is started too); `tcp`: lpar1's import "tcp" map. Returns
+        {export name: NBD socket on lpar1}."""
         if TARGET == "qemu-nbd":
             out = {}
             for e in exports:
@@ -322,7 +329,10 @@ class BlockTestCase(IsmdTestCase):
         kw = {"link": link} if link else {}
         self.importer = self.ismd("lpar1", **kw)
         self.exporter = self.ismd("lpar2", **kw)
-        self.importer.add_peer("lpar2", block={"import": {"enabled": True, "deadline_ms": deadline_ms}})
+        imports = {"enabled": True, "deadline_ms": deadline_ms}
+        if tcp:
+            imports["tcp"] = tcp
+        self.importer.add_peer("lpar2", block={"import": imports})
         self.exporter.add_peer("lpar1", block={"exports": exports, "import": {"enabled": False}})
         self.others = {}
         for peer, offered in (other_peers or {}).items():

@@ -21,7 +21,7 @@ import unittest
 from block_env import (CI, CMD_FLUSH, CMD_READ, CMD_WRITE, EINVAL, EIO, EPERM, ESHUTDOWN, REP_ERR_UNKNOWN,
                        REP_ERR_UNSUP, REQUEST_MAGIC, TARGET, TFLAG_READ_ONLY, TFLAG_SEND_FLUSH, TFLAG_SEND_FUA,
                        BlockTestCase, FuseFile, Mount, NbdClient, NbdOptionError, block_entry, block_service_absent,
-                       bytes_moved, connect, fio, nbdinfo_json, need, run, uri)
+                       bytes_moved, connect, fio, free_port, nbdinfo_json, need, run, uri)
 from ismd_env import wait_for
 
 MiB = 1 << 20
@@ -215,6 +215,20 @@ class BlockAccess(BlockTestCase):
             self.assertEqual(c.read(0, MiB), f.read(MiB))
         c.disconnect()
         self.assertEqual(sha256_file(backing), before)
+
+    def test_loopback_tcp_import(self):
+        self.needs_ismd("an import on loopback TCP")
+        need("qemu-img")
+        backing = self.image("data", 16 * MiB, [(0, MiB)])
+        port = free_port()
+        self.serve([{"name": "data", "path": backing}], tcp={"data": f"127.0.0.1:{port}"})
+        tcp_uri = f"nbd://127.0.0.1:{port}/data"
+        wait_for(lambda: run(["nbdinfo", "--size", tcp_uri], check=False).returncode == 0, 10,
+                 "the import on TCP")
+        self.assertEqual(nbdinfo_json(tcp_uri)["exports"][0]["export-size"], 16 * MiB)
+        back = os.path.join(self.work, "back.img")
+        run(["qemu-img", "convert", "-f", "raw", "-O", "raw", tcp_uri, back], timeout=60)
+        self.assertTrue(filecmp.cmp(backing, back, shallow=False))
 
     def test_export_not_offered_to_a_peer_does_not_exist_for_it(self):
         self.needs_ismd("a per-peer access list")
