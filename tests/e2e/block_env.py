@@ -7,8 +7,10 @@ nbdcopy, fio, nbdfuse + mount), and the exports under test.
 The exports are served by two ismd on an emulated fabric (lpar2 exports, lpar1 imports).
 With ISMD_BLOCK_TARGET=qemu-nbd they are served by Debian's qemu-nbd instead, one
 process per export on a socket of its own, as ismd does: that proves the helpers and the
-tests' expectations against a reference server; the tests that need ismd itself (status,
-peer loss, the per-peer access list) skip in that mode.
+tests' expectations against a reference server. ISMD_BLOCK_TARGET=endpoint serves them
+with tests/nbd/nbd-local-server (ismd's NBD endpoint over a local file, no link; another
+binary with $NBD_LOCAL_SERVER). The tests that need ismd itself (status, peer loss, the
+per-peer access list, TCP) skip in those modes.
 """
 import json
 import os
@@ -17,7 +19,7 @@ import struct
 import subprocess
 import unittest
 
-from ismd_env import CI, ISMD, IsmdTestCase, need, wait_for
+from ismd_env import BUILD, CI, ISMD, IsmdTestCase, need, wait_for
 
 TARGET = os.environ.get("ISMD_BLOCK_TARGET", "ismd")
 
@@ -285,6 +287,25 @@ class QemuNbd:
             self.proc.wait(10)
 
 
+class LocalServer:
+    """ISMD_BLOCK_TARGET=endpoint: the NBD endpoint alone (tests/nbd/nbd-local-server)."""
+
+    def __init__(self, work, export):
+        self.sock = os.path.join(work, "endpoint", export["name"] + ".sock")
+        os.makedirs(os.path.dirname(self.sock), exist_ok=True)
+        argv = [os.environ.get("NBD_LOCAL_SERVER", os.path.join(BUILD, "tests", "nbd", "nbd-local-server")),
+                "--file", export["path"], "--socket", self.sock, "--name", export["name"]]
+        if export.get("read_only"):
+            argv.append("--read-only")
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        wait_for(lambda: os.path.exists(self.sock), 10, "nbd-local-server's socket")
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+
 class BlockTestCase(IsmdTestCase):
     """lpar2 exports files to lpar1; lpar1's ismd serves them as NBD sockets."""
 
@@ -297,7 +318,7 @@ class BlockTestCase(IsmdTestCase):
                 if CI:
                     raise AssertionError(message)
                 raise unittest.SkipTest(message)
-        elif TARGET != "qemu-nbd":
+        elif TARGET not in ("qemu-nbd", "endpoint"):
             raise AssertionError(f"ISMD_BLOCK_TARGET={TARGET}: expected ismd or qemu-nbd")
 
     def needs_ismd(self, what):
@@ -319,10 +340,10 @@ class BlockTestCase(IsmdTestCase):
         export objects offered to lpar1; `other_peers`: {peer: exports} offered to other
         peers of lpar2 (each is started too); `tcp`: lpar1's import "tcp" map. Returns
         {export name: NBD socket on lpar1}."""
-        if TARGET == "qemu-nbd":
+        if TARGET in ("qemu-nbd", "endpoint"):
             out = {}
             for e in exports:
-                server = QemuNbd(self.work, e)
+                server = QemuNbd(self.work, e) if TARGET == "qemu-nbd" else LocalServer(self.work, e)
                 self.addCleanup(server.close)
                 out[e["name"]] = server.sock
             return out
