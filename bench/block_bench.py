@@ -16,9 +16,12 @@ set (VmRSS) is recorded idle and at its peak under the QD32 and 1 MiB QD8 loads.
 figures are drawn into a PNG (matplotlib, Agg).
 
 Without the block service in ismd (or with --only-yardsticks) only the two nbd-server
-runs are made: that proves the harness.
+runs are made: that proves the harness. --endpoint PROGRAM adds ismd's NBD endpoint
+alone over the same file (tests/nbd/nbd-local-server, no link) to the interleave, so
+that the report separates the endpoint's cost from the link's.
 
   bench/block_bench.py [--build build/dev] [--rounds 3] [--runtime 5] [--png docs/block_bench.png]
+                       [--endpoint build/dev/tests/nbd/nbd-local-server] [--json FILE]
 """
 import argparse
 import json
@@ -178,6 +181,23 @@ class IsmdPair:
             p.wait(10)
 
 
+class LocalEndpoint:
+    """--endpoint: ismd's NBD endpoint alone over the file (tests/nbd/nbd-local-server), no
+    link: with it beside ismd the report shows how much of ismd's time is the link's."""
+
+    def __init__(self, program, work, image):
+        self.sock = os.path.join(work, "endpoint.sock")
+        self.proc = subprocess.Popen([program, "--file", image, "--socket", self.sock, "--name", "data"],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        wait_for(lambda: os.path.exists(self.sock), 10, "nbd-local-server's socket")
+        self.uri = f"nbd+unix:///data?socket={self.sock}"
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
 def block_service_absent(build):
     """Why ismd cannot serve block exports, or None when it can."""
     with tempfile.TemporaryDirectory(prefix="ismd-block-probe-") as d:
@@ -219,7 +239,8 @@ def plot(path, servers, results, ratios, memory, title):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    colors = {"ismd": "#1f77b4", "unix": "#ff7f0e", "tcp": "#2ca02c"}
+    colors = {"ismd": "#1f77b4", "endpoint": "#8c564b", "unix": "#ff7f0e", "tcp": "#2ca02c"}
+    names = {"ismd": "ismd", "endpoint": "endpoint\nalone", "unix": "nbd-server\nunix", "tcp": "nbd-server\ntcp"}
     fig, axes = plt.subplots(1, len(WORKLOADS) + (1 if memory else 0),
                              figsize=(4.2 * (len(WORKLOADS) + (1 if memory else 0)), 4.2))
     for ax, (wl, (_, _, unit, higher)) in zip(axes, WORKLOADS.items()):
@@ -227,7 +248,7 @@ def plot(path, servers, results, ratios, memory, title):
             vals = results[wl][s]
             ax.bar(i, statistics.median(vals), color=colors[s], alpha=0.8)
             ax.scatter([i] * len(vals), vals, color="black", s=10, zorder=3)
-        ax.set_xticks(range(len(servers)), ["ismd" if s == "ismd" else f"nbd-server\n{s}" for s in servers])
+        ax.set_xticks(range(len(servers)), [names[s] for s in servers])
         head = wl + ("" if higher else " (p50)")
         if wl in ratios:
             head += "\n" + ", ".join(f"{k} {v:.2f}x" for k, v in ratios[wl].items())
@@ -260,6 +281,8 @@ def main():
     ap.add_argument("--size-mib", type=int, default=512, help="backing file in /dev/shm")
     ap.add_argument("--poll", default="adaptive", choices=["interrupt", "adaptive", "polling"])
     ap.add_argument("--only-yardsticks", action="store_true", help="nbd-server over UNIX and TCP only")
+    ap.add_argument("--endpoint", metavar="NBD_LOCAL_SERVER",
+                    help="also measure ismd's NBD endpoint alone (tests/nbd/nbd-local-server)")
     ap.add_argument("--png", default=os.path.join(HERE, "..", "docs", "block_bench.png"))
     ap.add_argument("--json", help="also write every figure to this file")
     args = ap.parse_args()
@@ -296,6 +319,11 @@ def main():
             uris["ismd"] = pair.uri
             time.sleep(1.0)
             idle = {n: rss_kib(p) for n, p in pair.pids().items()}
+        if args.endpoint:
+            servers.insert(servers.index("unix"), "endpoint")
+            ep = LocalEndpoint(os.path.abspath(args.endpoint), work, image)
+            cleanup.append(ep.stop)
+            uris["endpoint"] = ep.uri
         for name in ("unix", "tcp"):
             s = NbdServer(work, name, image, unix=name == "unix")
             cleanup.append(s.stop)
@@ -330,7 +358,10 @@ def main():
         for wl, (_, _, unit, higher) in WORKLOADS.items():
             med = {s: statistics.median(results[wl][s]) for s in servers}
             line = f"{wl:<18} median: " + ", ".join(f"{s} {med[s]:.1f} {unit}" for s in servers)
-            pairs = [("ismd", "unix"), ("ismd", "tcp")] if "ismd" in servers else [("tcp", "unix")]
+            pairs = [(a, b) for a in ("ismd", "endpoint") if a in servers for b in ("unix", "tcp")]
+            if "ismd" in servers and "endpoint" in servers:
+                pairs.append(("ismd", "endpoint"))
+            pairs = pairs or [("tcp", "unix")]
             ratios[wl] = {}
             for a, b in pairs:
                 rs = [x / y for x, y in zip(results[wl][a], results[wl][b])]
