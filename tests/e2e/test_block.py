@@ -197,6 +197,8 @@ class BlockClients(BlockTestCase):
         exp = block_entry(self.exporter.peer_status("lpar1"), "exports", "data")
         self.assertGreaterEqual(bytes_moved(imp), 2 * len(payload), imp)
         self.assertGreaterEqual(bytes_moved(exp), 2 * len(payload), exp)
+        self.assertGreaterEqual(imp.get("connections", 0), 1, f"this client is connected: {imp}")
+        self.assertEqual(imp.get("errors"), 0, imp)
         c.disconnect()
 
 
