@@ -20,9 +20,9 @@ import time
 import unittest
 
 from block_env import (CI, CMD_FLUSH, CMD_READ, CMD_WRITE, EINVAL, EIO, EPERM, ESHUTDOWN, REP_ERR_UNKNOWN,
-                       REP_ERR_UNSUP, REQUEST_MAGIC, TARGET, TFLAG_READ_ONLY, TFLAG_SEND_FLUSH, TFLAG_SEND_FUA,
-                       BlockTestCase, FuseFile, Mount, NbdClient, NbdOptionError, block_entry, block_service_absent,
-                       bytes_moved, connect, fio, free_port, nbdinfo_json, need, run, uri)
+                       REP_ERR_UNSUP, REQUEST_MAGIC, TARGET, TFLAG_CAN_MULTI_CONN, TFLAG_READ_ONLY, TFLAG_SEND_FLUSH,
+                       TFLAG_SEND_FUA, BlockTestCase, FuseFile, Mount, NbdClient, NbdOptionError, block_entry,
+                       block_service_absent, bytes_moved, connect, fio, free_port, nbdinfo_json, need, run, uri)
 from ismd_env import wait_for
 
 MiB = 1 << 20
@@ -185,6 +185,30 @@ class BlockClients(BlockTestCase):
             f.seek(64 * MiB)
             self.assertEqual(f.read(MiB), payload)
         run(["nbd-client", "-d", "/dev/nbd0"], timeout=30)
+
+    def test_32_mib_payloads_and_several_connections(self):
+        # The largest payload a client may send, written on one connection, pipelined
+        # with small reads on it, and read back on two others (CAN_MULTI_CONN: what one
+        # connection had acknowledged, every other one sees).
+        a, b, c = (connect(self.sock, "data") for _ in range(3))
+        for x in (a, b, c):
+            self.addCleanup(x.close)
+        self.assertTrue(a.flags & TFLAG_CAN_MULTI_CONN)
+        big = os.urandom(32 * MiB)
+        cookies = {a.submit(CMD_WRITE, 64 * MiB, data=big): "write"}
+        for i in range(8):
+            cookies[a.submit(CMD_READ, DATA_AT[0][0] + i * 4096, 4096)] = "read"
+        for _ in cookies:
+            cookie, err, _ = a.reply()
+            self.assertEqual(err, 0, cookies[cookie])
+        self.assertEqual(b.read(64 * MiB, 32 * MiB), big)
+        self.assertEqual(c.read(64 * MiB + 7 * MiB, MiB), big[7 * MiB:8 * MiB])
+        # And the other way round, while a still holds its connection.
+        small = os.urandom(65536)
+        self.assertEqual(c.write(64 * MiB + 5 * MiB, small, fua=True), 0)
+        self.assertEqual(a.read(64 * MiB + 5 * MiB, len(small)), small)
+        for x in (a, b, c):
+            x.disconnect()
 
     def test_status_shows_the_export_and_the_import_with_bytes_moved(self):
         self.needs_ismd("ismctl status")
