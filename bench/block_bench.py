@@ -217,7 +217,7 @@ def fio(work, uri, options, size, runtime, tag):
     subprocess.run(["fio", "--name=bench", "--ioengine=nbd", f"--uri={uri}", f"--size={size}",
                     "--time_based", f"--runtime={runtime}", "--ramp_time=1", "--numjobs=1",
                     "--output-format=json", f"--output={out}", *options],
-                   check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, timeout=runtime + 120)
+                   check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, timeout=runtime + 120, cwd=work)
     with open(out) as f:
         job = json.load(f)["jobs"][0]
     if job["error"]:

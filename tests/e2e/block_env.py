@@ -191,8 +191,9 @@ def fio(work, name, uri_, *options, timeout=120):
     """fio's nbd engine; returns the job's JSON (fio writes it to a file, not stdout)."""
     need("fio")
     out = os.path.join(work, f"fio-{name}.json")
+    # In the test's directory: fio leaves its verify state files in the current one.
     run(["fio", f"--name={name}", "--ioengine=nbd", f"--uri={uri_}", f"--output={out}",
-         "--output-format=json", *options], timeout=timeout)
+         "--output-format=json", *options], timeout=timeout, cwd=work)
     with open(out) as f:
         job = json.load(f)["jobs"][0]
     if job["error"]:

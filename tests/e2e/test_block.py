@@ -499,7 +499,7 @@ class BlockPeerLoss(BlockTestCase):
         writer = subprocess.Popen(["fio", "--name=w", "--ioengine=nbd", f"--uri={uri(self.sock, 'data')}",
                                    "--fsync=16", "--rate=8m", "--do_verify=0", "--output-format=json",
                                    f"--output={self.work}/fio-w.json", *pattern],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=self.work)
         self.addCleanup(lambda: writer.poll() is None and writer.kill())
         time.sleep(0.8)
         self.exporter.kill9()
