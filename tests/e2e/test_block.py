@@ -19,10 +19,11 @@ import threading
 import time
 import unittest
 
-from block_env import (CI, CMD_FLUSH, CMD_READ, CMD_WRITE, EINVAL, EIO, EPERM, ESHUTDOWN, REP_ERR_UNKNOWN,
-                       REP_ERR_UNSUP, REQUEST_MAGIC, TARGET, TFLAG_CAN_MULTI_CONN, TFLAG_READ_ONLY, TFLAG_SEND_FLUSH,
-                       TFLAG_SEND_FUA, BlockTestCase, FuseFile, Mount, NbdClient, NbdOptionError, block_entry,
-                       block_service_absent, bytes_moved, connect, fio, free_port, nbdinfo_json, need, run, uri)
+from block_env import (CI, CMD_FLUSH, CMD_READ, CMD_TRIM, CMD_WRITE, CMD_WRITE_ZEROES, EINVAL, EIO, EPERM,
+                       ESHUTDOWN, REP_ERR_UNKNOWN, REP_ERR_UNSUP, REQUEST_MAGIC, TARGET, TFLAG_CAN_MULTI_CONN,
+                       TFLAG_READ_ONLY, TFLAG_SEND_FLUSH, TFLAG_SEND_FUA, BlockTestCase, FuseFile, Mount, NbdClient,
+                       NbdOptionError, block_entry, block_service_absent, bytes_moved, connect, fio, free_port,
+                       nbdinfo_json, need, run, uri)
 from ismd_env import wait_for
 
 MiB = 1 << 20
@@ -185,6 +186,26 @@ class BlockClients(BlockTestCase):
             f.seek(64 * MiB)
             self.assertEqual(f.read(MiB), payload)
         run(["nbd-client", "-d", "/dev/nbd0"], timeout=30)
+
+    def test_trim_and_write_zeroes_reach_the_file(self):
+        c = connect(self.sock, "data")
+        self.addCleanup(c.close)
+        at = 32 * MiB
+        old = os.urandom(4 * MiB)
+        self.assertEqual(c.write(at, old), 0)
+        self.assertEqual(c.flush(), 0)
+        allocated = os.stat(self.backing).st_blocks * 512
+        self.assertEqual(c.call(CMD_WRITE_ZEROES, at, MiB)[0], 0)
+        self.assertEqual(c.call(CMD_TRIM, at + 2 * MiB, 2 * MiB)[0], 0)
+        self.assertEqual(c.flush(), 0)
+        self.assertEqual(c.read(at, MiB), bytes(MiB))
+        self.assertEqual(c.read(at + MiB, MiB), old[MiB:2 * MiB])
+        with open(self.backing, "rb") as f:
+            f.seek(at)
+            self.assertEqual(f.read(2 * MiB), bytes(MiB) + old[MiB:2 * MiB])
+        # TRIM punched its 2 MiB out of lpar2's file.
+        self.assertLessEqual(os.stat(self.backing).st_blocks * 512, allocated - 2 * MiB)
+        c.disconnect()
 
     def test_32_mib_payloads_and_several_connections(self):
         # The largest payload a client may send, written on one connection, pipelined
