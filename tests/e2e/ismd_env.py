@@ -78,6 +78,10 @@ class Ismd:
         with open(os.path.join(self.peers_dir, peer + ".json"), "w") as f:
             json.dump(body, f)
 
+    def nbd_socket(self, peer, export):
+        """Where this ismd serves `peer`'s export `export` to local NBD clients."""
+        return os.path.join(self.dir, "nbd", peer, export + ".sock")
+
     def start(self, env=None, wait_ready=True):
         if self.notify is None:
             if os.path.exists(self.notify_path):
