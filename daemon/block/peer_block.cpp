@@ -23,8 +23,12 @@ public:
         std::vector<nbd::ExportInfo> out;
         if (auto own = find(home_))
             out.push_back(*own);
+        // Every other export of every reachable peer, by its qualified name; this
+        // socket's own export only once, by its plain name.
+        const std::string self = owner_.name() + "/" + home_;
         for (auto& info : owner_.service_.list_all())
-            out.push_back(std::move(info));
+            if (info.name != self)
+                out.push_back(std::move(info));
         return out;
     }
 
