@@ -242,7 +242,7 @@ def plot(path, servers, results, ratios, memory, title):
     colors = {"ismd": "#1f77b4", "endpoint": "#8c564b", "unix": "#ff7f0e", "tcp": "#2ca02c"}
     names = {"ismd": "ismd", "endpoint": "endpoint\nalone", "unix": "nbd-server\nunix", "tcp": "nbd-server\ntcp"}
     fig, axes = plt.subplots(1, len(WORKLOADS) + (1 if memory else 0),
-                             figsize=(4.2 * (len(WORKLOADS) + (1 if memory else 0)), 4.2))
+                             figsize=(4.2 * (len(WORKLOADS) + (1 if memory else 0)), 5.0))
     for ax, (wl, (_, _, unit, higher)) in zip(axes, WORKLOADS.items()):
         for i, s in enumerate(servers):
             vals = results[wl][s]
@@ -251,8 +251,8 @@ def plot(path, servers, results, ratios, memory, title):
         ax.set_xticks(range(len(servers)), [names[s] for s in servers])
         head = wl + ("" if higher else " (p50)")
         if wl in ratios:
-            head += "\n" + ", ".join(f"{k} {v:.2f}x" for k, v in ratios[wl].items())
-        ax.set_title(head, fontsize=10)
+            head += "\n" + "\n".join(f"median of ratios {k}: {v:.2f}x" for k, v in ratios[wl].items())
+        ax.set_title(head, fontsize=8)
         ax.set_ylabel(unit + (" (higher is better)" if higher else " (lower is better)"))
     if memory:
         # Grouped: one group per ismd, one bar per condition (idle, then each load's peak).

@@ -54,7 +54,11 @@ class NbdClient:
     def __init__(self, path, timeout=30.0):
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.settimeout(timeout)
-        self.sock.connect(path)
+        try:
+            self.sock.connect(path)
+        except OSError:
+            self.sock.close()
+            raise
         magic, opt, flags = struct.unpack(">QQH", self.recv(18))
         if magic != NBDMAGIC or opt != IHAVEOPT or not flags & FLAG_FIXED_NEWSTYLE:
             raise AssertionError(f"not a fixed newstyle NBD server: {magic:#x} {opt:#x} {flags:#x}")
