@@ -98,6 +98,14 @@ void Link::shutdown()
             have_dmb_ && have_peer_ ? std::optional(ResetReason::shutdown) : std::nullopt, 0, now_);
 }
 
+void Link::reset(uint32_t channel, std::error_code why)
+{
+    if (stopped_ || !up_)
+        return;
+    Settle settle(*this);
+    violation(ResetReason::service, why, channel);
+}
+
 Result<void> Link::start(Clock::time_point now)
 {
     now_ = now;

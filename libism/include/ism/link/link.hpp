@@ -106,6 +106,12 @@ public:
     /// knows at once, and unregisters our DMB. Later operations complete the same way;
     /// the link no longer reacts to anything. ~Link does it too.
     void shutdown();
+    /// A service found that the peer broke the service's own protocol on `channel` (a
+    /// frame it cannot parse, a reply to nothing): resets the link as the link does for
+    /// its own violations (docs/protocol.md section 7, reason 8): RESET to the peer,
+    /// every waiter fails with errc::link_reset, and a new epoch starts clean for every
+    /// channel. Nothing happens while the link is down or stopped.
+    void reset(uint32_t channel, std::error_code why);
     /// Opens channel `index` (< options.channels) in `mode`; data the peer sent on it
     /// before waits in its ring. Opening an open channel returns it unchanged.
     Channel& open_channel(uint32_t index, ChannelMode mode);

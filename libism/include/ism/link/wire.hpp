@@ -55,6 +55,7 @@ enum class ResetReason : uint16_t {
     record = 5,
     channel = 6,
     shutdown = 7,  // not a violation: the sender is closing its end (Link::shutdown)
+    service = 8,   // a service found the peer broke the service's protocol (Link::reset)
 };
 
 /// OFFER's info: log2(dmb_size) << 48 | token | epoch << 16 | lowest version << 8 |

@@ -451,6 +451,37 @@ TEST_F(LinkInMemory, ShutdownCompletesEverythingPendingAndThePeerKnowsAtOnce)
     EXPECT_EQ(a_->link.next_deadline(), Clock::time_point::max());
 }
 
+TEST_F(LinkInMemory, AServiceResetsTheLinkAndBothSidesComeBackInANewEpoch)
+{
+    make();
+    Channel& rx = a_->link.open_channel(1, ChannelMode::message);
+    Channel& peer_rx = b_->link.open_channel(1, ChannelMode::message);
+    start_both();
+    ASSERT_TRUE(a_->link.up() && b_->link.up());
+    const uint16_t epoch = a_->link.epoch();
+    std::optional<std::error_code> ours;
+    std::optional<std::error_code> theirs;
+    rx.async_receive([&](std::error_code ec, const std::vector<std::byte>&) { ours = ec; });
+    peer_rx.async_receive([&](std::error_code ec, const std::vector<std::byte>&) { theirs = ec; });
+    pump();
+    a_->link.reset(1, make_error_code(std::errc::protocol_error));
+    ASSERT_TRUE(ours.has_value());
+    EXPECT_EQ(*ours, errc::link_reset);
+    pump();
+    const LinkEvent* e = b_->last(LinkEvent::Kind::reset_received);
+    ASSERT_NE(e, nullptr) << "b is told at once";
+    EXPECT_EQ(e->reason, ResetReason::service);
+    ASSERT_TRUE(theirs.has_value());
+    EXPECT_EQ(*theirs, errc::link_reset);
+    for (int i = 0; i < 50 && !(a_->link.up() && b_->link.up()); ++i)
+        advance(100ms);
+    EXPECT_TRUE(a_->link.up() && b_->link.up()) << "an honest peer reconnects at once";
+    EXPECT_NE(a_->link.epoch(), epoch);
+    // A reset while down does nothing.
+    a_->link.shutdown();
+    a_->link.reset(1, make_error_code(std::errc::protocol_error));
+}
+
 TEST_F(LinkInMemory, TheLinksDestructorCompletesWhatIsPending)
 {
     make();
