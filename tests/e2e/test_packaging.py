@@ -66,7 +66,8 @@ class Packaging(unittest.TestCase):
                          "usr/share/man/man8/ismctl.8", "usr/share/man/man1/ism-console.1",
                          "usr/share/man/man5/ismd.json.5", "usr/share/doc/ismd/examples/ismd.json",
                          "usr/share/doc/ismd/examples/peers.d/lpar2.json",
-                         "usr/share/doc/ismd/examples/90-ism-vfio.rules"):
+                         "usr/share/doc/ismd/examples/90-ism-vfio.rules",
+                         "usr/share/doc/ismd/examples/ismd.service.d/exports.conf"):
                 self.assertTrue(os.path.exists(os.path.join(d, path)), path)
 
 
