@@ -136,12 +136,17 @@ TEST_F(BlockLinkInMemory, ASmallReadIsNotHeldUpBehindALargeWrite)
         EXPECT_EQ(r.error, 0U) << r.message;
         order.emplace_back("write");
     });
+    uint64_t sent_at_read = 0;
     e->submit(read(48 << 20, 4096), [&](IoResult r) {
         EXPECT_EQ(r.error, 0U) << r.message;
         order.emplace_back("read");
+        sent_at_read = imp_channel_->stats().bytes_out;
     });
     ASSERT_TRUE(run_until([&] { return order.size() == 2; }, 20s));
     EXPECT_EQ(order, (std::vector<std::string>{"read", "write"}));
+    // The read went out and came back while the write's data was still going out, not
+    // after it (the write's disk time alone would let the read overtake it).
+    EXPECT_LT(sent_at_read, uint64_t{32} << 20);
 }
 
 TEST_F(BlockLinkInMemory, TheImporterKeepsWithinTheExportersWindowAndRequestLimit)
