@@ -46,6 +46,9 @@ BlockChannel::~BlockChannel()
 {
     *alive_ = false;
     channel_.set_state_handler(nullptr);
+    // The pending read points into this object: it must not take bytes after it is gone.
+    if (read_pending_)
+        (void)channel_.cancel(read_op_);
 }
 
 void BlockChannel::set_exporter(BlockRole* role)
@@ -222,7 +225,7 @@ void BlockChannel::arm_read()
     // The stream epoch these bytes belong to: a read issued while the link is down waits
     // for the next one.
     const uint64_t stream = link_.up() ? link_.ups() : link_.ups() + 1;
-    channel_.async_read_some(
+    read_op_ = channel_.async_read_some(
         into, [this, alive = std::weak_ptr<bool>(alive_), stream,
                keep = rx_ == Rx::data ? target_.keep : nullptr](std::error_code ec, std::size_t n) {
             if (!alive.lock())

@@ -78,7 +78,8 @@ public:
     static constexpr unsigned kControlInFlight = 128;
 
     /// Opens channel `index` of `link` in stream mode. `on_violation` hears why the channel
-    /// was closed for the epoch (for the log).
+    /// was closed for the epoch (for the log). The link outlives the BlockChannel, and the
+    /// BlockChannel its roles.
     BlockChannel(ism::link::Link& link, uint32_t index, Violation on_violation = {});
     ~BlockChannel();
     BlockChannel(const BlockChannel&) = delete;
@@ -154,6 +155,7 @@ private:
     // Receiving: a header, then its payload into `target_` (or `control_payload_`).
     enum class Rx : uint8_t { header, control, data, discard };
     bool read_pending_ = false;
+    ism::link::Channel::OpId read_op_ = 0;
     uint64_t rx_stream_ = 0;  // the link epoch (Link::ups()) the receive state belongs to
     Rx rx_ = Rx::header;
     wire::HeaderBytes header_bytes_{};

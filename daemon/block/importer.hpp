@@ -16,8 +16,9 @@
 // with ESHUTDOWN, and so does every new request until the channel is back. Nothing hangs
 // on a lost link.
 //
-// Ownership: made by create() and owned by a shared_ptr; the Exports it hands out hold
-// it weakly (a request on an Export whose importer is gone fails with ESHUTDOWN).
+// Ownership: made by create() and owned by a shared_ptr, which its owner drops before the
+// BlockChannel goes; the Exports it hands out hold it weakly (a request on an Export whose
+// importer is gone fails with ESHUTDOWN).
 // Threading: the channel's event loop.
 #pragma once
 

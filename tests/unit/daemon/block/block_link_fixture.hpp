@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <boost/asio/io_context.hpp>
+#include <cctype>
 #include <chrono>
 #include <filesystem>
 #include <future>
@@ -60,8 +61,12 @@ protected:
 
     void SetUp() override
     {
-        const std::string test = ::testing::UnitTest::GetInstance()->current_test_info()->name();
-        fabric_ = "blk-" + std::to_string(::getpid()) + "-" + test.substr(0, 40);
+        // Parameterised names hold '/', which a fabric name may not.
+        std::string test = ::testing::UnitTest::GetInstance()->current_test_info()->name();
+        for (char& c : test)
+            c = std::isalnum(static_cast<unsigned char>(c)) != 0 ? c : '-';
+        fabric_ = "blk-" + std::to_string(::getpid()) + "-" +
+                  test.substr(test.size() > 50 ? test.size() - 50 : 0);
         path_ = fs::temp_directory_path() / ("ismd-blk-" + std::to_string(::getpid()) + ".img");
         const int fd = ::open(path_.c_str(), O_CREAT | O_TRUNC | O_RDWR, 0600);
         ASSERT_GE(fd, 0);

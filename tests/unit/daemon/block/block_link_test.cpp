@@ -96,7 +96,7 @@ TEST_F(BlockLinkInMemory, EveryCommandRoundTrips)
     EXPECT_EQ(ex["errors"].get<uint64_t>(), 2U);
 }
 
-TEST_F(BlockLinkInMemory, ManyRequestsAreInFlightAtTheExporterAtOnce)
+TEST_F(BlockLinkInMemory, ManyRequestsWaitForASlowDiskAtTheExporterWhileTheLinkStaysUp)
 {
     ASSERT_NO_FATAL_FAILURE(start());
     auto e = importer_->open("disk");
@@ -110,8 +110,12 @@ TEST_F(BlockLinkInMemory, ManyRequestsAreInFlightAtTheExporterAtOnce)
         run_until([&] { return exporter_in_flight() == 100 && pool_->queued() == 100; }, 10s))
         << exporter_->status().dump();
     EXPECT_EQ(import_status()["in_flight"].get<uint64_t>(), 100U);
-    run_for(50ms);
+    // A disk slower than the link's dead_after (3 s) does not stop the keepalive.
+    const uint64_t ups = imp_.link->ups();
+    run_for(3500ms);
     EXPECT_TRUE(imp_.link->up());
+    EXPECT_EQ(imp_.link->ups(), ups);
+    EXPECT_EQ(exporter_in_flight(), 100U);
     release_pool();
     ASSERT_TRUE(run_until(
         [&] {
@@ -136,12 +140,17 @@ TEST_F(BlockLinkInMemory, ASmallReadIsNotHeldUpBehindALargeWrite)
         EXPECT_EQ(r.error, 0U) << r.message;
         order.emplace_back("write");
     });
+    uint64_t sent_at_read = 0;
     e->submit(read(48 << 20, 4096), [&](IoResult r) {
         EXPECT_EQ(r.error, 0U) << r.message;
         order.emplace_back("read");
+        sent_at_read = imp_channel_->stats().bytes_out;
     });
     ASSERT_TRUE(run_until([&] { return order.size() == 2; }, 20s));
     EXPECT_EQ(order, (std::vector<std::string>{"read", "write"}));
+    // The read went out and came back while the write's data was still going out, not
+    // after it (the write's disk time alone would let the read overtake it).
+    EXPECT_LT(sent_at_read, uint64_t{32} << 20);
 }
 
 TEST_F(BlockLinkInMemory, TheImporterKeepsWithinTheExportersWindowAndRequestLimit)

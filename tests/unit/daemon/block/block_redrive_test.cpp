@@ -62,7 +62,7 @@ TEST_F(BlockLinkInMemory, UnansweredWritesAreRedrivenAfterALinkLossAndTheDataIsI
     EXPECT_TRUE(imp_violations_.empty());
 }
 
-TEST_F(BlockLinkInMemory, RequestsQueuedWhileTheLinkIsDownGoOutInOrderWhenItReturns)
+TEST_F(BlockLinkInMemory, RequestsQueuedWhileTheLinkIsDownGoOutInOrderToTheExportOfTheirName)
 {
     ASSERT_NO_FATAL_FAILURE(start({}, {.deadline = 20s}));
     auto e = importer_->open("disk");
@@ -70,6 +70,9 @@ TEST_F(BlockLinkInMemory, RequestsQueuedWhileTheLinkIsDownGoOutInOrderWhenItRetu
     const uint64_t ups = imp_.link->ups();
     ASSERT_NO_FATAL_FAILURE(lose_link());
     ASSERT_TRUE(run_until([&] { return !importer_->ready(); }, 10s));
+    // Meanwhile the exporter's list changes: "disk" gets another id, and its old id now
+    // names a read-only export. Re-driven requests find "disk" by name.
+    exporter_->set_exports({spec("other", disk_, true), spec("disk", disk_)});
     // Two writes to the same block, then a read of it: the order holds across the loss.
     std::vector<std::shared_ptr<Pending>> p;
     p.push_back(submit(*e, write(0, pattern(4096, 1))));
@@ -82,8 +85,9 @@ TEST_F(BlockLinkInMemory, RequestsQueuedWhileTheLinkIsDownGoOutInOrderWhenItRetu
         << exp_channel_->stats().frames_out << " in " << exp_channel_->stats().frames_in
         << exporter_->status().dump() << importer_->status().dump();
     ASSERT_TRUE(run_until([&] { return all_done(p); }, 10s));
-    EXPECT_EQ(p[0]->result->error, 0U);
-    EXPECT_EQ(p[1]->result->error, 0U);
+    EXPECT_EQ(p[0]->result->error, 0U) << p[0]->result->message;
+    EXPECT_EQ(p[1]->result->error, 0U) << p[1]->result->message;
+    EXPECT_EQ(exports_changed_, 2);
     auto r = io(*e, read(0, 4096));
     EXPECT_TRUE(r.data == pattern(4096, 2));
 }
