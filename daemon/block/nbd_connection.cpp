@@ -148,7 +148,7 @@ struct NbdConnection::Pending {
     }
     Pending(const Pending&) = delete;
     Pending& operator=(const Pending&) = delete;
-    ~Pending()
+    ~Pending()  // NOLINT(bugprone-exception-escape): bad_alloc only
     {
         if (done)
             return;
@@ -577,7 +577,7 @@ void NbdConnection::protocol_error(const std::string& why)
 
 std::function<void(std::exception_ptr)> log_if_threw(std::string what)
 {
-    return [what = std::move(what)](std::exception_ptr e) {
+    return [what = std::move(what)](const std::exception_ptr& e) {
         if (!e)
             return;
         try {

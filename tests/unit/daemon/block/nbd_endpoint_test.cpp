@@ -4,6 +4,7 @@
 #include "block/nbd_endpoint.hpp"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <sys/stat.h>
 
 #include <gtest/gtest.h>
@@ -512,6 +513,32 @@ TEST_F(NbdEndpointTest, AStaleSocketIsReplacedButAnythingElseIsNotOurs)
     auto c = client();
     ASSERT_TRUE(c->send_request(Cmd::flush, 1, 0, 0));
     EXPECT_TRUE(c->reply());
+}
+
+TEST_F(NbdEndpointTest, TheSocketGetsTheConfiguredGroupAndAnUnknownGroupIsAnError)
+{
+    const group* g = ::getgrgid(::getegid());
+    ASSERT_NE(g, nullptr);
+    const std::string path = (dir_ / "grouped" / "data.sock").string();
+    const std::string name = g->gr_name;
+    auto started = loop_.on([&] {
+        NbdEndpoint e(loop_.io.get_executor(), directory_, *budget_,
+                      NbdEndpointOptions{path, name, "", "nbd test"});
+        auto r = e.start();
+        struct stat st {};
+        const bool grouped = ::stat(path.c_str(), &st) == 0 && st.st_gid == ::getegid();
+        e.stop();
+        return r.has_value() && grouped;
+    });
+    EXPECT_TRUE(started);
+    EXPECT_FALSE(std::filesystem::exists(path));
+    auto refused = loop_.on([&] {
+        NbdEndpoint e(loop_.io.get_executor(), directory_, *budget_,
+                      NbdEndpointOptions{path, "no-such-group-ismd", "", "nbd test"});
+        auto r = e.start();
+        return r ? std::string() : r.error();
+    });
+    EXPECT_NE(refused.find("no-such-group-ismd"), std::string::npos) << refused;
 }
 
 TEST_F(NbdEndpointTest, StatusReportsCountersAsJson)
