@@ -22,8 +22,6 @@ using nbd::Cmd;
 
 namespace {
 
-/// A client that has not chosen an export by then is cut off.
-constexpr auto kHandshakeTimeout = std::chrono::seconds(30);
 /// Bytes read from the socket at once; requests and small payloads come out of it.
 constexpr std::size_t kReadBuffer = 64 << 10;
 /// Replies gathered into one write.
@@ -165,12 +163,14 @@ struct NbdConnection::Pending {
 };
 
 NbdConnection::NbdConnection(Socket socket, ExportDirectory& directory, ByteBudget& budget,
-                             std::shared_ptr<EndpointStats> stats, std::string name)
+                             std::shared_ptr<EndpointStats> stats, std::string name,
+                             std::chrono::milliseconds handshake_timeout)
     : socket_(std::move(socket)),
       directory_(directory),
       budget_(budget),
       stats_(std::move(stats)),
       name_(std::move(name)),
+      handshake_timeout_(handshake_timeout),
       timer_(socket_.get_executor()),
       in_(kReadBuffer)
 {
@@ -232,13 +232,13 @@ asio::awaitable<void> NbdConnection::run()
 asio::awaitable<bool> NbdConnection::handshake()
 {
     std::weak_ptr<NbdConnection> weak = weak_from_this();
-    timer_.expires_after(kHandshakeTimeout);
+    timer_.expires_after(handshake_timeout_);
     timer_.async_wait([weak](boost::system::error_code ec) {
         auto self = weak.lock();
         if (ec || !self || self->closed_)
             return;
-        log(LogLevel::notice, "%s: no export chosen within %lld s, disconnecting",
-            self->name_.c_str(), static_cast<long long>(kHandshakeTimeout.count()));
+        log(LogLevel::notice, "%s: no export chosen within %lld ms, disconnecting",
+            self->name_.c_str(), static_cast<long long>(self->handshake_timeout_.count()));
         ++self->stats_->protocol_errors;
         self->close();
     });

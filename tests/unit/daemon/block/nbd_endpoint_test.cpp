@@ -46,7 +46,7 @@ protected:
         directory_.add("logs", logs_);
         endpoint_ = std::make_unique<NbdEndpoint>(
             loop_.io.get_executor(), directory_, *budget_,
-            NbdEndpointOptions{path_, "", std::move(tcp), "nbd test"});
+            NbdEndpointOptions{path_, "", std::move(tcp), "nbd test", std::chrono::seconds(1)});
         auto started = endpoint_->start();
         ASSERT_TRUE(started) << started.error();
         loop_.start();
@@ -337,6 +337,22 @@ TEST_F(NbdEndpointTest, AClientHagglingForeverIsCutOff)
     EXPECT_TRUE(c.closed_by_server());
     sender.join();
     EXPECT_TRUE(eventually([&] { return endpoint_->stats().protocol_errors == 1; }));
+}
+
+TEST_F(NbdEndpointTest, AClientThatNeverChoosesAnExportIsCutOff)
+{
+    RawClient c(path_);
+    ASSERT_TRUE(c.recv(18));
+    std::vector<std::byte> f;
+    nbd::put_u32(f, nbd::kFlagFixedNewstyle | nbd::kFlagNoZeroes);
+    ASSERT_TRUE(c.send(f));
+    c.option(nbd::Opt::list, {});
+    EXPECT_FALSE(c.option_replies().empty());
+    // Silence: the endpoint's 1 s deadline (30 s by default) ends it.
+    const auto before = std::chrono::steady_clock::now();
+    EXPECT_TRUE(c.closed_by_server());
+    EXPECT_LT(std::chrono::steady_clock::now() - before, std::chrono::seconds(4));
+    EXPECT_EQ(stats().protocol_errors, 1U);
 }
 
 TEST_F(NbdEndpointTest, AClientLeavingInTheMiddleOfAPayloadWritesNothing)
