@@ -187,7 +187,7 @@ NbdConnection::~NbdConnection()
 void NbdConnection::start(std::function<void()> on_closed)
 {
     on_closed_ = std::move(on_closed);
-    asio::co_spawn(socket_.get_executor(), run(),
+    asio::co_spawn(socket_.get_executor(), run(shared_from_this()),
                    asio::bind_cancellation_slot(cancel_.slot(), log_if_threw(name_)));
 }
 
@@ -208,9 +208,10 @@ void NbdConnection::close()
         f();
 }
 
-asio::awaitable<void> NbdConnection::run()
+asio::awaitable<void> NbdConnection::run(std::shared_ptr<NbdConnection> self)
 {
-    auto self = shared_from_this();
+    // `self` keeps the connection alive for as long as the coroutine runs.
+    (void)self;
     if (!co_await handshake()) {
         close();
         co_return;

@@ -94,7 +94,7 @@ private:
     /// A request between submit() and its completion.
     struct Pending;
 
-    boost::asio::awaitable<void> run();
+    boost::asio::awaitable<void> run(std::shared_ptr<NbdConnection> self);
     boost::asio::awaitable<bool> handshake();
     boost::asio::awaitable<void> serve();
     boost::asio::awaitable<bool> fill(std::size_t n);
