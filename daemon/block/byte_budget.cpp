@@ -14,7 +14,8 @@ ByteBudget::ByteBudget(asio::any_io_executor executor, std::size_t capacity)
 {
 }
 
-ByteBudget::~ByteBudget()
+// Posting the waiters' completions may throw bad_alloc, nothing else.
+ByteBudget::~ByteBudget()  // NOLINT(bugprone-exception-escape)
 {
     while (!waiters_.empty()) {
         Handler h = std::move(waiters_.front().handler);

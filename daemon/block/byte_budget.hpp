@@ -30,7 +30,8 @@ public:
 
     ByteBudget(boost::asio::any_io_executor executor, std::size_t capacity);
     /// Waiters still queued complete with operation_aborted.
-    ~ByteBudget();
+    /// (Posting them may throw bad_alloc only.)
+    ~ByteBudget();  // NOLINT(bugprone-exception-escape)
     ByteBudget(const ByteBudget&) = delete;
     ByteBudget& operator=(const ByteBudget&) = delete;
 
@@ -95,6 +96,8 @@ public:
         : budget_(std::exchange(other.budget_, nullptr)), bytes_(std::exchange(other.bytes_, 0))
     {
     }
+    // Giving bytes back may post a waiter's completion: only bad_alloc can escape.
+    // NOLINTNEXTLINE(bugprone-exception-escape)
     BudgetLease& operator=(BudgetLease&& other) noexcept
     {
         if (this != &other) {
@@ -106,6 +109,7 @@ public:
     }
     BudgetLease(const BudgetLease&) = delete;
     BudgetLease& operator=(const BudgetLease&) = delete;
+    // NOLINTNEXTLINE(bugprone-exception-escape): as above
     ~BudgetLease() { reset(); }
 
     void reset()

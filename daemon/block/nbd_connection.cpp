@@ -22,8 +22,6 @@ using nbd::Cmd;
 
 namespace {
 
-/// A client that has not chosen an export by then is cut off.
-constexpr auto kHandshakeTimeout = std::chrono::seconds(30);
 /// Bytes read from the socket at once; requests and small payloads come out of it.
 constexpr std::size_t kReadBuffer = 64 << 10;
 /// Replies gathered into one write.
@@ -148,7 +146,7 @@ struct NbdConnection::Pending {
     }
     Pending(const Pending&) = delete;
     Pending& operator=(const Pending&) = delete;
-    ~Pending()
+    ~Pending()  // NOLINT(bugprone-exception-escape): bad_alloc only
     {
         if (done)
             return;
@@ -165,12 +163,14 @@ struct NbdConnection::Pending {
 };
 
 NbdConnection::NbdConnection(Socket socket, ExportDirectory& directory, ByteBudget& budget,
-                             std::shared_ptr<EndpointStats> stats, std::string name)
+                             std::shared_ptr<EndpointStats> stats, std::string name,
+                             std::chrono::milliseconds handshake_timeout)
     : socket_(std::move(socket)),
       directory_(directory),
       budget_(budget),
       stats_(std::move(stats)),
       name_(std::move(name)),
+      handshake_timeout_(handshake_timeout),
       timer_(socket_.get_executor()),
       in_(kReadBuffer)
 {
@@ -187,7 +187,7 @@ NbdConnection::~NbdConnection()
 void NbdConnection::start(std::function<void()> on_closed)
 {
     on_closed_ = std::move(on_closed);
-    asio::co_spawn(socket_.get_executor(), run(),
+    asio::co_spawn(socket_.get_executor(), run(shared_from_this()),
                    asio::bind_cancellation_slot(cancel_.slot(), log_if_threw(name_)));
 }
 
@@ -208,9 +208,10 @@ void NbdConnection::close()
         f();
 }
 
-asio::awaitable<void> NbdConnection::run()
+asio::awaitable<void> NbdConnection::run(std::shared_ptr<NbdConnection> self)
 {
-    auto self = shared_from_this();
+    // `self` keeps the connection alive for as long as the coroutine runs.
+    (void)self;
     if (!co_await handshake()) {
         close();
         co_return;
@@ -232,13 +233,13 @@ asio::awaitable<void> NbdConnection::run()
 asio::awaitable<bool> NbdConnection::handshake()
 {
     std::weak_ptr<NbdConnection> weak = weak_from_this();
-    timer_.expires_after(kHandshakeTimeout);
+    timer_.expires_after(handshake_timeout_);
     timer_.async_wait([weak](boost::system::error_code ec) {
         auto self = weak.lock();
         if (ec || !self || self->closed_)
             return;
-        log(LogLevel::notice, "%s: no export chosen within %lld s, disconnecting",
-            self->name_.c_str(), static_cast<long long>(kHandshakeTimeout.count()));
+        log(LogLevel::notice, "%s: no export chosen within %lld ms, disconnecting",
+            self->name_.c_str(), static_cast<long long>(self->handshake_timeout_.count()));
         ++self->stats_->protocol_errors;
         self->close();
     });
@@ -577,7 +578,7 @@ void NbdConnection::protocol_error(const std::string& why)
 
 std::function<void(std::exception_ptr)> log_if_threw(std::string what)
 {
-    return [what = std::move(what)](std::exception_ptr e) {
+    return [what = std::move(what)](const std::exception_ptr& e) {
         if (!e)
             return;
         try {

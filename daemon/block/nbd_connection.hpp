@@ -19,6 +19,7 @@
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/generic/stream_protocol.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -67,9 +68,11 @@ class NbdConnection : public std::enable_shared_from_this<NbdConnection> {
 public:
     using Socket = boost::asio::generic::stream_protocol::socket;
 
-    /// `name` prefixes the connection's log lines ("nbd data.sock: client 3").
+    /// `name` prefixes the connection's log lines ("nbd lpar2: client 3"). A client that
+    /// has not chosen an export within `handshake_timeout` is cut off.
     NbdConnection(Socket socket, ExportDirectory& directory, ByteBudget& budget,
-                  std::shared_ptr<EndpointStats> stats, std::string name);
+                  std::shared_ptr<EndpointStats> stats, std::string name,
+                  std::chrono::milliseconds handshake_timeout);
     ~NbdConnection();
     NbdConnection(const NbdConnection&) = delete;
     NbdConnection& operator=(const NbdConnection&) = delete;
@@ -91,7 +94,7 @@ private:
     /// A request between submit() and its completion.
     struct Pending;
 
-    boost::asio::awaitable<void> run();
+    boost::asio::awaitable<void> run(std::shared_ptr<NbdConnection> self);
     boost::asio::awaitable<bool> handshake();
     boost::asio::awaitable<void> serve();
     boost::asio::awaitable<bool> fill(std::size_t n);
@@ -118,6 +121,7 @@ private:
     ByteBudget& budget_;
     std::shared_ptr<EndpointStats> stats_;
     std::string name_;
+    std::chrono::milliseconds handshake_timeout_;
     std::function<void()> on_closed_;
     boost::asio::steady_timer timer_;  // the handshake's deadline; then the wait to finish
     boost::asio::cancellation_signal cancel_;

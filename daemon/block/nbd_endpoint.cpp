@@ -222,9 +222,9 @@ asio::awaitable<void> NbdEndpoint::accept_loop(Acceptor& acceptor, bool tcp)
             socket.set_option(asio::ip::tcp::no_delay(true), ignored);
         }
         const uint64_t id = ++next_id_;
-        auto connection =
-            std::make_shared<NbdConnection>(std::move(socket), directory_, budget_, stats_,
-                                            options_.name + ": client " + std::to_string(id));
+        auto connection = std::make_shared<NbdConnection>(
+            std::move(socket), directory_, budget_, stats_,
+            options_.name + ": client " + std::to_string(id), options_.handshake_timeout);
         connections_->emplace(id, connection);
         connection->start([map = std::weak_ptr(connections_), id] {
             if (auto m = map.lock())

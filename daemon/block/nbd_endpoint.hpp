@@ -17,6 +17,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/basic_socket_acceptor.hpp>
 #include <boost/asio/generic/stream_protocol.hpp>
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -40,6 +41,8 @@ struct NbdEndpointOptions {
     std::string tcp;
     /// Names the endpoint in log lines ("nbd lpar2").
     std::string name = "nbd";
+    /// A client that has not chosen an export by then is cut off.
+    std::chrono::milliseconds handshake_timeout{30'000};
 };
 
 class NbdEndpoint {

@@ -64,7 +64,10 @@ class Server:
         self.proc.stdout.close()
         self.log.close()
         with open(self.log.name) as f:
-            lines = [l for l in f if l.startswith("nbd-local-server: {")]
+            log = f.read()
+        if self.proc.returncode != 0:
+            raise AssertionError(f"nbd-local-server exited with {self.proc.returncode}:\n{log}")
+        lines = [l for l in log.splitlines() if l.startswith("nbd-local-server: {")]
         if not lines:
             raise AssertionError(f"nbd-local-server printed no status: see {self.log.name}")
         return json.loads(lines[-1].split(": ", 1)[1])

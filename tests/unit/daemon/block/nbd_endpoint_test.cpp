@@ -4,6 +4,7 @@
 #include "block/nbd_endpoint.hpp"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <sys/stat.h>
 
 #include <gtest/gtest.h>
@@ -45,7 +46,7 @@ protected:
         directory_.add("logs", logs_);
         endpoint_ = std::make_unique<NbdEndpoint>(
             loop_.io.get_executor(), directory_, *budget_,
-            NbdEndpointOptions{path_, "", std::move(tcp), "nbd test"});
+            NbdEndpointOptions{path_, "", std::move(tcp), "nbd test", std::chrono::seconds(1)});
         auto started = endpoint_->start();
         ASSERT_TRUE(started) << started.error();
         loop_.start();
@@ -338,6 +339,22 @@ TEST_F(NbdEndpointTest, AClientHagglingForeverIsCutOff)
     EXPECT_TRUE(eventually([&] { return endpoint_->stats().protocol_errors == 1; }));
 }
 
+TEST_F(NbdEndpointTest, AClientThatNeverChoosesAnExportIsCutOff)
+{
+    RawClient c(path_);
+    ASSERT_TRUE(c.recv(18));
+    std::vector<std::byte> f;
+    nbd::put_u32(f, nbd::kFlagFixedNewstyle | nbd::kFlagNoZeroes);
+    ASSERT_TRUE(c.send(f));
+    c.option(nbd::Opt::list, {});
+    EXPECT_FALSE(c.option_replies().empty());
+    // Silence: the endpoint's 1 s deadline (30 s by default) ends it.
+    const auto before = std::chrono::steady_clock::now();
+    EXPECT_TRUE(c.closed_by_server());
+    EXPECT_LT(std::chrono::steady_clock::now() - before, std::chrono::seconds(4));
+    EXPECT_EQ(stats().protocol_errors, 1U);
+}
+
 TEST_F(NbdEndpointTest, AClientLeavingInTheMiddleOfAPayloadWritesNothing)
 {
     {
@@ -512,6 +529,32 @@ TEST_F(NbdEndpointTest, AStaleSocketIsReplacedButAnythingElseIsNotOurs)
     auto c = client();
     ASSERT_TRUE(c->send_request(Cmd::flush, 1, 0, 0));
     EXPECT_TRUE(c->reply());
+}
+
+TEST_F(NbdEndpointTest, TheSocketGetsTheConfiguredGroupAndAnUnknownGroupIsAnError)
+{
+    const group* g = ::getgrgid(::getegid());
+    ASSERT_NE(g, nullptr);
+    const std::string path = (dir_ / "grouped" / "data.sock").string();
+    const std::string name = g->gr_name;
+    auto started = loop_.on([&] {
+        NbdEndpoint e(loop_.io.get_executor(), directory_, *budget_,
+                      NbdEndpointOptions{path, name, "", "nbd test"});
+        auto r = e.start();
+        struct stat st {};
+        const bool grouped = ::stat(path.c_str(), &st) == 0 && st.st_gid == ::getegid();
+        e.stop();
+        return r.has_value() && grouped;
+    });
+    EXPECT_TRUE(started);
+    EXPECT_FALSE(std::filesystem::exists(path));
+    auto refused = loop_.on([&] {
+        NbdEndpoint e(loop_.io.get_executor(), directory_, *budget_,
+                      NbdEndpointOptions{path, "no-such-group-ismd", "", "nbd test"});
+        auto r = e.start();
+        return r ? std::string() : r.error();
+    });
+    EXPECT_NE(refused.find("no-such-group-ismd"), std::string::npos) << refused;
 }
 
 TEST_F(NbdEndpointTest, StatusReportsCountersAsJson)
