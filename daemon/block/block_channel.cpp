@@ -54,8 +54,18 @@ BlockChannel::~BlockChannel()
 void BlockChannel::set_exporter(BlockRole* role)
 {
     exporter_ = role;
-    if (role != nullptr && up())
-        role->on_channel(true);
+    if (role == nullptr || !up())
+        return;
+    role->on_channel(true);
+    if (hello_seen_) {
+        // The importer said HELLO before this exporter was attached (and got an empty
+        // list): the exporter hears it now and answers with its own.
+        Header h;
+        h.type = Type::hello;
+        const std::string why = role->on_control(h, {});
+        if (!why.empty())
+            violation(why);
+    }
 }
 
 void BlockChannel::set_importer(BlockRole* role)
@@ -73,6 +83,7 @@ void BlockChannel::on_state(bool up)
     if (!up) {
         // The stream starts afresh in the next epoch: nothing half read or queued survives.
         ++epoch_;
+        hello_seen_ = false;
         const bool was_broken = broken_;
         broken_ = false;
         control_.clear();
@@ -344,6 +355,8 @@ void BlockChannel::payload_complete()
             role->on_data_done(header_);
         return;
     }
+    if (header_.type == Type::hello)
+        hello_seen_ = true;
     BlockRole* role = for_exporter(header_.type) ? exporter_ : importer_;
     if (role == nullptr) {
         if (header_.type == Type::hello)

@@ -86,9 +86,9 @@ public:
     BlockChannel& operator=(const BlockChannel&) = delete;
 
     /// The roles; null detaches. A role is told on_channel(true) at once when the channel
-    /// is up. Without an exporter HELLO is answered with no exports and REQUEST is a
-    /// violation; without an importer EXPORTS is dropped and READ_DATA and REPLY are
-    /// violations.
+    /// is up, and an exporter attached after the peer's HELLO hears that HELLO then.
+    /// Without an exporter HELLO is answered with no exports and REQUEST is a violation;
+    /// without an importer EXPORTS is dropped and READ_DATA and REPLY are violations.
     void set_exporter(BlockRole* role);
     void set_importer(BlockRole* role);
 
@@ -143,7 +143,8 @@ private:
 
     bool link_up_ = false;
     bool broken_ = false;
-    uint64_t epoch_ = 0;  // +1 at every loss: completions of an older epoch are ignored
+    bool hello_seen_ = false;  // the peer's importer said HELLO in this epoch
+    uint64_t epoch_ = 0;       // +1 at every loss: completions of an older epoch are ignored
 
     // Sending.
     std::deque<Control> control_;

@@ -52,7 +52,7 @@ public:
     void set_exports(std::vector<ExportSpec> exports);
 
     /// {"exports": [{name, read_only, size, in_flight, requests, bytes_read,
-    /// bytes_written, errors}], "stale_disk_ops": N}
+    /// bytes_written, errors}], "stale_disk_ops": N, "hello": bool (the importer is served)}
     [[nodiscard]] nlohmann::json status() const;
     /// Disk operations of earlier epochs still running (HELLO waits for them).
     [[nodiscard]] std::size_t stale_ops() const noexcept { return stale_ops_; }

@@ -204,3 +204,29 @@ TEST_F(BlockLinkInMemory, TheImporterKeepsWithinTheExportersWindowAndRequestLimi
 
 }  // namespace
 }  // namespace ismd::block::test
+
+namespace ismd::block::test {
+namespace {
+
+TEST_F(BlockLinkInMemory, AnExporterAttachedAfterTheHelloStillServesTheImporter)
+{
+    exp_channel_ = std::make_unique<BlockChannel>(*exp_.link, kChannel);
+    imp_channel_ = std::make_unique<BlockChannel>(*imp_.link, kChannel);
+    importer_ =
+        Importer::create(*imp_channel_, io_.get_executor(), {}, [this] { ++exports_changed_; });
+    // No exporter yet: the HELLO is answered with an empty list.
+    ASSERT_TRUE(run_until([this] { return importer_->ready(); }, 10s));
+    EXPECT_TRUE(importer_->exports().empty());
+    EXPECT_EQ(exports_changed_, 0);
+    exporter_ = std::make_unique<Exporter>(*exp_channel_, *pool_,
+                                           std::vector<ExportSpec>{spec("disk", disk_)});
+    ASSERT_TRUE(run_until([this] { return exports_changed_ == 1; }, 10s));
+    auto e = importer_->open("disk");
+    ASSERT_NE(e, nullptr);
+    EXPECT_EQ(io(*e, write(0, pattern(4096, 5))).error, 0U);
+    EXPECT_TRUE(io(*e, read(0, 4096)).data == pattern(4096, 5));
+    EXPECT_EQ(exp_channel_->stats().violations, 0U);
+}
+
+}  // namespace
+}  // namespace ismd::block::test
