@@ -187,7 +187,9 @@ NbdConnection::~NbdConnection()
 void NbdConnection::start(std::function<void()> on_closed)
 {
     on_closed_ = std::move(on_closed);
-    asio::co_spawn(socket_.get_executor(), run(shared_from_this()),
+    // Whenever the coroutine begins, it finds the reference that keeps it alive here.
+    starter_ = shared_from_this();
+    asio::co_spawn(socket_.get_executor(), run(),
                    asio::bind_cancellation_slot(cancel_.slot(), log_if_threw(name_)));
 }
 
@@ -208,10 +210,9 @@ void NbdConnection::close()
         f();
 }
 
-asio::awaitable<void> NbdConnection::run(std::shared_ptr<NbdConnection> self)
+asio::awaitable<void> NbdConnection::run()
 {
-    // `self` keeps the connection alive for as long as the coroutine runs.
-    (void)self;
+    const auto self = std::move(starter_);
     if (!co_await handshake()) {
         close();
         co_return;

@@ -94,7 +94,7 @@ private:
     /// A request between submit() and its completion.
     struct Pending;
 
-    boost::asio::awaitable<void> run(std::shared_ptr<NbdConnection> self);
+    boost::asio::awaitable<void> run();
     boost::asio::awaitable<bool> handshake();
     boost::asio::awaitable<void> serve();
     boost::asio::awaitable<bool> fill(std::size_t n);
@@ -123,7 +123,8 @@ private:
     std::string name_;
     std::chrono::milliseconds handshake_timeout_;
     std::function<void()> on_closed_;
-    boost::asio::steady_timer timer_;  // the handshake's deadline; then the wait to finish
+    std::shared_ptr<NbdConnection> starter_;  // from start() until run() begins
+    boost::asio::steady_timer timer_;         // the handshake's deadline; then the wait to finish
     boost::asio::cancellation_signal cancel_;
 
     // Bytes read from the socket and not consumed yet: [in_begin_, in_end_).

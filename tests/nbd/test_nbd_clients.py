@@ -155,7 +155,7 @@ class NbdClients(unittest.TestCase):
         s, image = self.serve(64 * MiB)
         r = run("fio", "--name=verify", "--ioengine=nbd", f"--uri={s.uri}", "--rw=randrw",
                 "--bs=4k,64k", "--iodepth=32", "--size=64M", "--io_size=96M",
-                "--verify=crc32c", "--verify_fatal=1", "--do_verify=1",
+                "--verify=crc32c", "--verify_fatal=1", "--do_verify=1", "--verify_state_save=0",
                 "--output-format=json", timeout=300)
         job = json.loads(r.stdout[r.stdout.index("{"):])["jobs"][0]
         self.assertEqual(job["error"], 0)
