@@ -119,6 +119,10 @@ void BlockChannel::violation(const std::string& why)
             r->on_channel(false);
     if (on_violation_)
         on_violation_(why);
+    // The peer broke the protocol: reset the link (reason 8), so that both sides start
+    // the next epoch clean now, not when the link happens to go down. Last, because the
+    // link may run our state handler before it returns.
+    link_.reset(channel_.index(), std::make_error_code(std::errc::protocol_error));
 }
 
 void BlockChannel::send_control(Header h, std::vector<std::byte> payload,

@@ -13,11 +13,10 @@
 // kDataInFlight pieces are in the link at a time, so a control frame waits behind at most
 // that many pieces.
 //
-// A frame that breaks the protocol closes the channel for the rest of the link's epoch
-// (libism lets a service neither reset its link nor close a channel): nothing more is
-// read or sent, both roles are told the channel is down (the importer's requests wait for
-// the next epoch or their deadline), and the owner is told why. The next epoch starts
-// clean.
+// A frame that breaks the protocol closes the channel: nothing more is read or sent, both
+// roles are told the channel is down, the owner is told why, and the link is reset
+// (Link::reset, reason 8): the importer's requests wait for the new epoch, which starts
+// clean at once, and are re-driven there (or fail at their deadline).
 //
 // Threading: everything on the link owner's thread (the io_context that runs the link).
 #pragma once
@@ -77,8 +76,8 @@ public:
     /// Control frames in the link at a time (each is one or two of the link's writes).
     static constexpr unsigned kControlInFlight = 128;
 
-    /// Opens channel `index` of `link` in stream mode. `on_violation` hears why the channel
-    /// was closed for the epoch (for the log). The link outlives the BlockChannel, and the
+    /// Opens channel `index` of `link` in stream mode. `on_violation` hears why the link
+    /// was reset (for the log). The link outlives the BlockChannel, and the
     /// BlockChannel its roles.
     BlockChannel(ism::link::Link& link, uint32_t index, Violation on_violation = {});
     ~BlockChannel();
@@ -106,7 +105,7 @@ public:
     [[nodiscard]] const BlockChannelStats& stats() const noexcept { return stats_; }
     [[nodiscard]] ism::link::Link& link() const noexcept { return link_; }
 
-    /// Closes the channel for this epoch (a role found a violation outside a callback).
+    /// Closes the channel and resets the link (a role found a violation outside a callback).
     void violation(const std::string& why);
 
 private:

@@ -5,7 +5,7 @@
 // peer), answers its requests from the disks, and checks everything the peer sends: an
 // unknown export or a range past the end gets EINVAL, a write to a read-only export EPERM;
 // a frame beyond the announced limits (window, requests, payload, piece) or out of order
-// closes the channel for the epoch. Buffers are allocated only for requests inside the
+// resets the link (BlockChannel::violation). Buffers are allocated only for requests inside the
 // window, so a hostile peer cannot make it allocate more than the window.
 //
 // Disk I/O runs on the IoPool, never on the event loop. FLUSH and FUA are on disk before

@@ -62,8 +62,8 @@ PeerBlock::PeerBlock(BlockService& service, const PeerHandle& peer, const BlockC
 {
     channel_ = std::make_unique<BlockChannel>(
         *peer_.link, peer_.first_channel, [name = peer_.name](const std::string& why) {
-            log(LogLevel::err, "%s: block channel closed until the link restarts: %s", name.c_str(),
-                why.c_str());
+            log(LogLevel::err, "%s: the peer broke the block protocol, link reset: %s",
+                name.c_str(), why.c_str());
         });
     open_exports();
     if (config_.import.enabled) {
