@@ -21,6 +21,7 @@ inline constexpr int kLatencyWarmup = 200;
 class ControlChannel {
 public:
     explicit ControlChannel(Session& s);
+    ~ControlChannel() = default;
     ControlChannel(const ControlChannel&) = delete;
     ControlChannel& operator=(const ControlChannel&) = delete;
 

@@ -20,6 +20,9 @@ const std::set<std::string> kLoginPrograms = {"login",  "agetty",  "getty", "min
 
 const std::vector<std::string> kDefaultProgram = {"/sbin/agetty", "--noclear", "-8", "-", "vt220"};
 
+// A peer file without a "console" section: attach, do not serve.
+const ConsoleConfig kNoSection{std::nullopt, true};
+
 ServeConfig read_serve(Section& console)
 {
     ServeConfig serve;
@@ -60,8 +63,6 @@ ServeConfig read_serve(Section& console)
 }
 
 }  // namespace
-
-ConsoleService::~ConsoleService() = default;
 
 ServiceConfigParser ConsoleService::config_parser() const
 {
@@ -127,10 +128,9 @@ void ConsoleService::register_ops(ControlServer& control)
 std::unique_ptr<PeerService> ConsoleService::add_peer(const PeerHandle& peer)
 {
     status_changed_ = peer.status_changed;
-    static const ConsoleConfig kNone{std::nullopt, true};
     const ConsoleConfig& config =
         peer.section != nullptr ? *static_cast<const ConsoleConfig*>(peer.section->parsed.get())
-                                : kNone;
+                                : kNoSection;
     auto pc = std::make_unique<PeerConsole>(*this, peer, config);
     peers_[peer.name] = pc.get();
     return pc;

@@ -30,7 +30,6 @@ class PeerConsole;
 class ConsoleService final : public Service {
 public:
     ConsoleService() = default;
-    ~ConsoleService() override;
 
     [[nodiscard]] std::string name() const override { return "console"; }
     [[nodiscard]] uint32_t channel_count() const override { return 1; }

@@ -53,7 +53,7 @@ PeerConsole::PeerConsole(ConsoleService& service, const PeerHandle& peer,
     arm_receive();
 }
 
-PeerConsole::~PeerConsole()
+PeerConsole::~PeerConsole()  // NOLINT(bugprone-exception-escape): out of memory, see the .hpp
 {
     *alive_ = false;
     for (auto& c : clients_) {

@@ -69,7 +69,7 @@ std::vector<std::string> launch_command(const ServeConfig& config, Launcher laun
     return cmd;
 }
 
-PtySession::PtySession(asio::any_io_executor executor, std::string peer, ServeConfig config)
+PtySession::PtySession(const asio::any_io_executor& executor, std::string peer, ServeConfig config)
     : executor_(executor),
       peer_(std::move(peer)),
       config_(std::move(config)),
@@ -98,8 +98,8 @@ PtySession::PtySession(asio::any_io_executor executor, std::string peer, ServeCo
 PtySession::~PtySession()
 {
     *alive_ = false;
+    // respawn_timer_'s own destructor cancels its wait (and, unlike cancel(), cannot throw).
     boost::system::error_code ec;
-    respawn_timer_.cancel();
     master_.close(ec);
     pidfd_.close(ec);
     if (pid_ > 0 && launcher_ == Launcher::systemd) {
@@ -161,10 +161,12 @@ bool PtySession::spawn()
         launch_command(config_, launcher_, pts != nullptr ? pts : "", peer_);
     const bool own_tty = launcher_ == Launcher::direct;
     std::vector<char*> argv;
+    argv.reserve(command.size() + 1);
     for (auto& a : command)
         argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
     std::vector<char*> envp;
+    envp.reserve(env_strings.size() + 1);
     for (auto& e : env_strings)
         envp.push_back(e.data());
     envp.push_back(nullptr);

@@ -55,7 +55,7 @@ public:
     using OutputHandler = std::function<void(uint64_t offset, std::span<const std::byte> bytes)>;
     using NoticeHandler = std::function<void(const std::string& text)>;
 
-    PtySession(boost::asio::any_io_executor executor, std::string peer, ServeConfig config);
+    PtySession(const boost::asio::any_io_executor& executor, std::string peer, ServeConfig config);
     ~PtySession();
     PtySession(const PtySession&) = delete;
     PtySession& operator=(const PtySession&) = delete;

@@ -18,6 +18,7 @@
 
 #include "core/control_proto.hpp"
 #include "core/log.hpp"
+#include "core/scope_exit.hpp"
 
 namespace ismd {
 
@@ -168,15 +169,10 @@ asio::awaitable<void> ControlServer::accept_loop()
 
 asio::awaitable<void> ControlServer::session(std::shared_ptr<ControlSocket> socket)
 {
-    struct Forget {
-        ControlServer* server;
-        std::shared_ptr<ControlSocket> socket;
-        ~Forget()
-        {
-            if (!server->stopped_)
-                server->sessions_.erase(socket);
-        }
-    } forget{this, socket};
+    const ScopeExit forget([this, socket] {
+        if (!stopped_)
+            sessions_.erase(socket);
+    });
 
     const Credentials who = peer_credentials(socket->native_handle());
     if (std::string why = refusal(who, socket->native_handle()); !why.empty()) {

@@ -166,15 +166,15 @@ void Daemon::wait_signal()
 tl::expected<void, std::string> Daemon::reload()
 {
     notifier_.reloading();
-    struct Ready {
-        Daemon* d;
-        ~Ready()
-        {
-            d->notifier_.ready();
-            d->update_status();
-        }
-    } ready{this};
+    auto result = apply_new_config();
+    // READY=1 ends the reload whatever its outcome: systemd waits for it.
+    notifier_.ready();
+    update_status();
+    return result;
+}
 
+tl::expected<void, std::string> Daemon::apply_new_config()
+{
     auto fresh = load_config(config_file_, schema_);
     if (!fresh) {
         log(LogLevel::err, "reload refused, the running configuration stays: %s",

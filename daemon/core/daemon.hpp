@@ -47,6 +47,9 @@ public:
 private:
     tl::expected<void, std::string> open_device();
     tl::expected<void, std::string> add_peer(const PeerConfig& peer);
+    /// reload() without the notifications around it: reads the configuration and
+    /// applies what may change while running.
+    tl::expected<void, std::string> apply_new_config();
     void register_ops();
     void wait_signal();
     void update_status();

@@ -12,6 +12,7 @@
 
 #include "core/control_server.hpp"
 #include "core/link_await.hpp"
+#include "core/scope_exit.hpp"
 
 namespace ismd {
 
@@ -74,14 +75,10 @@ asio::awaitable<nlohmann::json> EchoResponder::check(const CheckOptions& options
         if (!*alive)
             throw ControlError{"the peer was removed during the check"};
     };
-    struct Done {
-        EchoResponder* self;
-        ~Done()
-        {
-            self->checking_ = false;
-            self->pong_ = nullptr;
-        }
-    } done{this};
+    const ScopeExit done([this] {
+        checking_ = false;
+        pong_ = nullptr;
+    });
 
     using PongChannel =
         asio::experimental::channel<void(boost::system::error_code, std::vector<std::byte>)>;

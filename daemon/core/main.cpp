@@ -5,6 +5,7 @@
 //
 // The services it runs are listed here and nowhere else in core/.
 #include <cstdio>
+#include <exception>
 #include <memory>
 #include <vector>
 
@@ -27,9 +28,7 @@ std::vector<std::unique_ptr<ismd::Service>> make_services()
     return services;
 }
 
-}  // namespace
-
-int main(int argc, char** argv)
+int run_cli(int argc, char** argv)
 {
     std::string config_file = "/etc/ismd/ismd.json";
     bool check_only = false;
@@ -64,4 +63,20 @@ int main(int argc, char** argv)
     io.run();
     ismd::log(ismd::LogLevel::notice, "stopped");
     return 0;
+}
+
+}  // namespace
+
+// The CLI edge, the one place that catches: an exception (out of memory, a CLI11 bug)
+// ends the program with a message instead of std::terminate.
+int main(int argc, char** argv)
+{
+    try {
+        return run_cli(argc, argv);
+    } catch (const std::exception& e) {
+        ismd::log(ismd::LogLevel::err, "%s", e.what());
+    } catch (...) {
+        ismd::log(ismd::LogLevel::err, "%s", "unknown exception");
+    }
+    return 1;
 }

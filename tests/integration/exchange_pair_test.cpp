@@ -74,6 +74,7 @@ protected:
                                 "responder", "--timeout", "30", "--quiet"},
                                test::peer_launcher());
         std::vector<char*> argv;
+        argv.reserve(args.size() + 1);
         for (auto& a : args)
             argv.push_back(a.data());
         argv.push_back(nullptr);

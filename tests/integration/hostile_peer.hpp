@@ -518,13 +518,13 @@ protected:
         std::optional<uint64_t> token;
         wait_until(
             [&] {
-                for (auto it = events_.rbegin(); it != events_.rend(); ++it) {
-                    if (from_victim(*it, kEventOffer)) {
-                        token = it->info & kTokenMask;
-                        return true;
-                    }
-                }
-                return false;
+                const auto newest = std::find_if(
+                    events_.rbegin(), events_.rend(),
+                    [this](const device::Event& e) { return from_victim(e, kEventOffer); });
+                if (newest == events_.rend())
+                    return false;
+                token = newest->info & kTokenMask;
+                return true;
             },
             max);
         return token;

@@ -162,14 +162,14 @@ private:
     void arm()
     {
         ch_.async_receive(
-            [this, alive = alive_](std::error_code ec, std::vector<std::byte> message) {
+            [this, alive = alive_](std::error_code ec, const std::vector<std::byte>& message) {
                 if (!*alive)
                     return;
-                on_echo(ec, std::move(message));
+                on_echo(ec, message);
             });
     }
 
-    void on_echo(std::error_code ec, std::vector<std::byte> message)
+    void on_echo(std::error_code ec, const std::vector<std::byte>& message)
     {
         if (ec) {
             ++receive_errors_;
@@ -475,10 +475,9 @@ std::size_t bulk_size(uint32_t c, uint64_t seq)
     static constexpr std::size_t kSizes[] = {kEmpty, 0,     1,     3,     7,     13,
                                              64,     255,   1000,  4080,  4096,  4097,
                                              9999,   16384, 32767, 65536, 65472, 100003};
-    constexpr std::size_t n = std::size(kSizes);
     if (seq == 20 + c)
         return std::size_t{1} << 20;  // one 1 MiB message per channel, at a different place
-    return kSizes[(seq + c * 5) % n];
+    return kSizes[(seq + c * 5) % std::size(kSizes)];
 }
 
 TEST_F(LinkTwoProcess, SixteenChannelsBulkTransferVerified)
@@ -576,7 +575,7 @@ std::vector<LogLine> read_log(const std::string& path, std::vector<std::string>&
         char tail = 0;
         if (std::sscanf(line.c_str(), "recv ch=%" SCNu32 " seq=%" SCNu64 " len=%zu%c", &l.channel,
                         &l.seq, &l.len, &tail) != 3)
-            bad.push_back(path + ": " + line);
+            bad.emplace_back(path).append(": ").append(line);
         else
             out.push_back(l);
     }

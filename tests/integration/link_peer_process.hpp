@@ -71,6 +71,7 @@ public:
         out_ = fds[0];
         std::vector<std::string> all = peer_command(program, args, launcher);
         std::vector<char*> argv;
+        argv.reserve(all.size() + 1);
         for (auto& a : all)
             argv.push_back(a.data());
         argv.push_back(nullptr);
@@ -151,7 +152,8 @@ public:
                 break;
             }
             partial_.append(buf, static_cast<std::size_t>(n));
-            for (std::size_t nl; (nl = partial_.find('\n')) != std::string::npos;) {
+            for (std::size_t nl = partial_.find('\n'); nl != std::string::npos;
+                 nl = partial_.find('\n')) {
                 lines_.push_back(partial_.substr(0, nl));
                 times_.push_back(Clock::now());
                 taken_.push_back(false);

@@ -15,6 +15,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <exception>
 #include <string>
 #include <vector>
 
@@ -265,9 +266,7 @@ int simple_op(const std::string& socket, const std::string& op, const std::strin
     return 0;
 }
 
-}  // namespace
-
-int main(int argc, char** argv)
+int run_cli(int argc, char** argv)
 {
     // A write to a connection ismd closed must be an error we report, not a silent death.
     ::signal(SIGPIPE, SIG_IGN);
@@ -298,4 +297,20 @@ int main(int argc, char** argv)
     if (brk->parsed())
         return simple_op(socket, "console.break", peer);
     return simple_op(socket, "console.hangup", peer);
+}
+
+}  // namespace
+
+// The CLI edge, the one place that catches: an exception (out of memory, a CLI11 bug)
+// ends the program with a message instead of std::terminate.
+int main(int argc, char** argv)
+{
+    try {
+        return run_cli(argc, argv);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "ism-console: %s\n", e.what());
+    } catch (...) {
+        std::fprintf(stderr, "ism-console: %s\n", "unknown exception");
+    }
+    return 1;
 }

@@ -13,6 +13,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
+const std::regex kPciAddress("[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\\.[0-7]");
+
 constexpr const char* kDriver = "ism_vfio_pci";
 
 std::string read_line(const fs::path& p)
@@ -48,8 +50,7 @@ std::string bound_driver(const fs::path& dev)
 tl::expected<std::string, std::string> bind_function(const std::string& sysfs,
                                                      const std::string& address)
 {
-    static const std::regex kAddress("[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\\.[0-7]");
-    if (!std::regex_match(address, kAddress))
+    if (!std::regex_match(address, kPciAddress))
         return tl::unexpected(
             "\"" + address +
             "\" is not a PCI address (expected the form 0001:00:00.0, lower case)");

@@ -90,15 +90,15 @@ std::string format_status(const nlohmann::json& s)
                          "EPOCH", "UPS", "SENT", "RECEIVED", "ERRORS", "LAST HANDSHAKE");
     for (const auto& p : peers) {
         const std::string last = str(p, "last_handshake");
-        out += printf_string(
-            "%-16s %-18s %-5s %6llu %5llu %12s %12s %7llu  %s\n", str(p, "name").c_str(),
-            str(p, "gid").c_str(), str(p, "link").c_str(),
-            static_cast<unsigned long long>(num(p, "epoch")),
-            static_cast<unsigned long long>(num(p, "handshakes")),
-            format_bytes(static_cast<double>(num(p, "bytes_sent"))).c_str(),
-            format_bytes(static_cast<double>(num(p, "bytes_received"))).c_str(),
-            static_cast<unsigned long long>(num(p, "sends_failed") + num(p, "resets")),
-            last.empty() ? "never" : last.c_str());
+        const uint64_t failures = num(p, "sends_failed") + num(p, "resets");
+        out += printf_string("%-16s %-18s %-5s %6llu %5llu %12s %12s %7llu  %s\n",
+                             str(p, "name").c_str(), str(p, "gid").c_str(), str(p, "link").c_str(),
+                             static_cast<unsigned long long>(num(p, "epoch")),
+                             static_cast<unsigned long long>(num(p, "handshakes")),
+                             format_bytes(static_cast<double>(num(p, "bytes_sent"))).c_str(),
+                             format_bytes(static_cast<double>(num(p, "bytes_received"))).c_str(),
+                             static_cast<unsigned long long>(failures),
+                             last.empty() ? "never" : last.c_str());
     }
     for (const auto& p : peers) {
         const std::string err = str(p, "last_error");

@@ -8,6 +8,7 @@
 // Everything but bind goes through ismd's control socket ($ISMD_CONTROL_SOCKET or
 // --socket, default /run/ismd/control.sock).
 #include <cstdio>
+#include <exception>
 #include <string>
 
 #include <CLI/CLI.hpp>
@@ -26,9 +27,7 @@ int fail(const std::string& message)
     return 1;
 }
 
-}  // namespace
-
-int main(int argc, char** argv)
+int run_cli(int argc, char** argv)
 {
     CLI::App app{"ismctl: status and administration of ismd"};
     app.require_subcommand(1);
@@ -93,4 +92,20 @@ int main(int argc, char** argv)
         text = "reloaded: " + std::to_string(result->value("peers", 0)) + " peer(s)\n";
     std::fputs(text.c_str(), stdout);
     return 0;
+}
+
+}  // namespace
+
+// The CLI edge, the one place that catches: an exception (out of memory, a CLI11 bug)
+// ends the program with a message instead of std::terminate.
+int main(int argc, char** argv)
+{
+    try {
+        return run_cli(argc, argv);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "ismctl: %s\n", e.what());
+    } catch (...) {
+        std::fprintf(stderr, "ismctl: %s\n", "unknown exception");
+    }
+    return 1;
 }
