@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 // IoPool: threads that run blocking disk calls, so the event loop (and with it the
 // links' keepalives) never waits for a disk. A job's completion runs on the event loop.
+// Reads, writes and flushes may go through a DiskRing instead (use_ring), which does them
+// from the loop itself with io_uring and saves the hop to a thread and back.
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
@@ -8,9 +10,13 @@
 #include <condition_variable>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
+
+#include "block/uring.hpp"
 
 namespace ismd::block {
 
@@ -36,6 +42,12 @@ public:
 
     [[nodiscard]] std::size_t queued() const;
 
+    /// From now on ring() is a DiskRing of `entries` on the loop; the error, when the
+    /// kernel refuses io_uring, says why (a log line) and everything stays on the threads.
+    std::string use_ring(unsigned entries);
+    /// Null unless use_ring succeeded.
+    [[nodiscard]] DiskRing* ring() const noexcept { return ring_.get(); }
+
 private:
     void submit(std::function<void()> job);
     void worker();
@@ -46,6 +58,7 @@ private:
     std::deque<std::function<void()>> jobs_;
     bool stopping_ = false;
     std::vector<std::thread> threads_;
+    std::unique_ptr<DiskRing> ring_;
 };
 
 }  // namespace ismd::block
