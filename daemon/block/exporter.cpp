@@ -264,7 +264,7 @@ void Exporter::start(const std::shared_ptr<Op>& op)
     if (cmd == nbd::Cmd::read)
         op->data = std::make_shared<std::vector<std::byte>>(op->h.length);  // inside the window
     ++current_ops_;
-    if (DiskRing* ring = pool_.ring();
+    if (DiskRing* ring = pool_.ring_for(op->h.length);
         ring != nullptr &&
         (cmd == nbd::Cmd::read || cmd == nbd::Cmd::write || cmd == nbd::Cmd::flush)) {
         // io_uring from the loop: no thread hop. The op keeps the disk and the buffer.

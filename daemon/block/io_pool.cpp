@@ -30,12 +30,13 @@ void IoPool::submit(std::function<void()> job)
     wake_.notify_one();
 }
 
-std::string IoPool::use_ring(unsigned entries)
+std::string IoPool::use_ring(unsigned entries, uint64_t max_bytes)
 {
     auto ring = DiskRing::create(loop_, entries);
     if (!ring)
         return ring.error();
     ring_ = std::move(*ring);
+    ring_max_ = max_bytes;
     return {};
 }
 

@@ -8,6 +8,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/post.hpp>
 #include <condition_variable>
+#include <cstdint>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -42,10 +43,15 @@ public:
 
     [[nodiscard]] std::size_t queued() const;
 
-    /// From now on ring() is a DiskRing of `entries` on the loop; the error, when the
-    /// kernel refuses io_uring, says why (a log line) and everything stays on the threads.
-    std::string use_ring(unsigned entries);
-    /// Null unless use_ring succeeded.
+    /// From now on ring_for() gives a DiskRing of `entries` on the loop for requests of
+    /// up to `max_bytes`; the error, when the kernel refuses io_uring, says why (a log
+    /// line) and everything stays on the threads.
+    std::string use_ring(unsigned entries, uint64_t max_bytes = UINT64_MAX);
+    /// The ring for a request of `bytes`, or null: it goes to the threads.
+    [[nodiscard]] DiskRing* ring_for(uint64_t bytes) const noexcept
+    {
+        return bytes <= ring_max_ ? ring_.get() : nullptr;
+    }
     [[nodiscard]] DiskRing* ring() const noexcept { return ring_.get(); }
 
 private:
@@ -59,6 +65,7 @@ private:
     bool stopping_ = false;
     std::vector<std::thread> threads_;
     std::unique_ptr<DiskRing> ring_;
+    uint64_t ring_max_ = 0;
 };
 
 }  // namespace ismd::block
