@@ -5,6 +5,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <boost/asio/post.hpp>
 #include <cerrno>
 #include <chrono>
@@ -59,7 +60,10 @@ DiskRing::~DiskRing()
     // operation it holds before they go. Disk I/O ends; this is shutdown only.
     if (io_uring_sq_ready(ring_.get()) > 0)
         io_uring_submit(ring_.get());
-    while (in_flight_ > 0) {
+    // What the kernel refused to take (a failed submit) never completes: those few
+    // operations are left, not waited for.
+    std::size_t in_kernel = in_flight_ - io_uring_sq_ready(ring_.get());
+    while (in_kernel > 0) {
         io_uring_cqe* cqe = nullptr;
         const int e = io_uring_wait_cqe(ring_.get(), &cqe);
         if (e == -EINTR)
@@ -68,7 +72,7 @@ DiskRing::~DiskRing()
             break;  // nothing more will come: leak the operations rather than free them
         delete static_cast<Op*>(io_uring_cqe_get_data(cqe));
         io_uring_cqe_seen(ring_.get(), cqe);
-        --in_flight_;
+        --in_kernel;
     }
     io_uring_queue_exit(ring_.get());
 }
@@ -180,6 +184,9 @@ void DiskRing::submit()
     while (n == -EINTR);
     reap();
     io_uring_cq_eventfd_toggle(ring_.get(), true);
+    // The flag's store before the tail's load: a completion the kernel posted while it
+    // read the flag as off is seen by this reap, or the kernel sees the flag on.
+    std::atomic_thread_fence(std::memory_order_seq_cst);
     reap();  // what completed between the first reap and the toggle
     if (n < 0 && io_uring_sq_ready(ring_.get()) > 0) {
         // EAGAIN / EBUSY: the kernel is short of something for a moment; the entries
