@@ -67,6 +67,13 @@ int Disk::check_range(uint64_t offset, uint64_t length, bool writing) const
     return 0;
 }
 
+tl::expected<int, int> Disk::fd_for(uint64_t offset, uint64_t length, bool writing) const
+{
+    if (int e = check_range(offset, length, writing))
+        return tl::unexpected(e);
+    return fd_.get();
+}
+
 int Disk::read(uint64_t offset, std::span<std::byte> out)
 {
     if (int e = check_range(offset, out.size(), false))

@@ -2,8 +2,9 @@
 // Disk: the storage behind an export, a regular file or a block device.
 //
 // Every call blocks (pread, fdatasync, fallocate, ioctl) and is meant for IoPool's
-// threads, never the event loop. Errors are errno values, which the block protocol
-// carries to the NBD client as they are (EIO, ENOSPC, EPERM, EINVAL).
+// threads, never the event loop; DiskRing does reads, writes and flushes of the same fd
+// through io_uring instead, after the same range checks (fd_for). Errors are errno values, which
+// the block protocol carries to the NBD client as they are (EIO, ENOSPC, EPERM, EINVAL).
 #pragma once
 
 #include <cstdint>
@@ -46,6 +47,13 @@ public:
     int write_zeroes(uint64_t offset, uint64_t length, bool may_punch, bool fua);
     /// Data and holes from `offset`, covering at least one byte and at most `length`.
     tl::expected<std::vector<Extent>, int> extents(uint64_t offset, uint64_t length);
+
+    /// The fd for I/O of its own (DiskRing), once the range passes the checks read and
+    /// write make; else the errno they would give.
+    [[nodiscard]] tl::expected<int, int> fd_for(uint64_t offset, uint64_t length,
+                                                bool writing) const;
+    /// The fd for what needs no range (a flush).
+    [[nodiscard]] int fd() const noexcept { return fd_.get(); }
 
 private:
     Disk() = default;

@@ -264,6 +264,27 @@ void Exporter::start(const std::shared_ptr<Op>& op)
     if (cmd == nbd::Cmd::read)
         op->data = std::make_shared<std::vector<std::byte>>(op->h.length);  // inside the window
     ++current_ops_;
+    if (DiskRing* ring = pool_.ring_for(op->h.length);
+        ring != nullptr &&
+        (cmd == nbd::Cmd::read || cmd == nbd::Cmd::write || cmd == nbd::Cmd::flush)) {
+        // io_uring from the loop: no thread hop. The op keeps the disk and the buffer.
+        auto done = [this, alive = std::weak_ptr<bool>(alive_), op, epoch = epoch_](int err) {
+            Done d;
+            d.err = err;
+            if (alive.lock())
+                finished(op, epoch, std::move(d));
+        };
+        if (cmd == nbd::Cmd::read)
+            ring->read(*op->disk, op->h.offset, *op->data, std::move(done));
+        else if (cmd == nbd::Cmd::write)
+            ring->write(
+                *op->disk, op->h.offset,
+                op->data ? std::span<const std::byte>(*op->data) : std::span<const std::byte>(),
+                (op->h.flags & nbd::kCmdFua) != 0, std::move(done));
+        else
+            ring->flush(*op->disk, std::move(done));
+        return;
+    }
     pool_.run(
         [disk = op->disk, data = op->data, h = op->h]() {
             Done d;

@@ -11,6 +11,7 @@ IoPool::IoPool(boost::asio::any_io_executor loop, unsigned threads) : loop_(std:
 
 IoPool::~IoPool()
 {
+    ring_.reset();
     {
         std::lock_guard lock(mutex_);
         stopping_ = true;
@@ -27,6 +28,16 @@ void IoPool::submit(std::function<void()> job)
         jobs_.push_back(std::move(job));
     }
     wake_.notify_one();
+}
+
+std::string IoPool::use_ring(unsigned entries, uint64_t max_bytes)
+{
+    auto ring = DiskRing::create(loop_, entries);
+    if (!ring)
+        return ring.error();
+    ring_ = std::move(*ring);
+    ring_max_ = max_bytes;
+    return {};
 }
 
 std::size_t IoPool::queued() const
