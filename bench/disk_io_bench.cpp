@@ -107,9 +107,7 @@ double median(std::vector<double> v)
     return v.empty() ? 0 : v[v.size() / 2];
 }
 
-}  // namespace
-
-int main(int argc, char** argv)
+int run(int argc, char** argv)
 {
     std::string path = "/dev/shm/ism-bench-disk-io.img";
     uint64_t size = 256 << 20;
@@ -202,4 +200,16 @@ int main(int argc, char** argv)
         std::fflush(stdout);
     }
     return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv)
+{
+    try {
+        return run(argc, argv);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "ism-bench-disk-io: %s\n", e.what());
+    }
+    return 1;
 }

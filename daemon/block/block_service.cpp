@@ -26,6 +26,9 @@ constexpr uint64_t kRingMaxBytes = 64 << 10;
 // and room for the others.
 constexpr std::size_t kEndpointBudget = std::size_t{48} << 20;
 
+// A peer file without a block section: no exports, the peer's exports imported.
+const BlockConfig kNoSection{};
+
 }  // namespace
 
 BlockService::BlockService() = default;
@@ -68,10 +71,9 @@ ByteBudget& BlockService::budget(const boost::asio::any_io_executor& executor)
 std::unique_ptr<PeerService> BlockService::add_peer(const PeerHandle& peer)
 {
     status_changed_ = peer.status_changed;
-    static const BlockConfig kNone{};
     const BlockConfig& config = peer.section != nullptr
                                     ? *static_cast<const BlockConfig*>(peer.section->parsed.get())
-                                    : kNone;
+                                    : kNoSection;
     auto pb = std::make_unique<PeerBlock>(*this, peer, config);
     peers_[peer.name] = pb.get();
     return pb;

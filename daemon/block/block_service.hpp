@@ -34,6 +34,8 @@ class BlockService final : public Service {
 public:
     BlockService();
     ~BlockService() override;
+    BlockService(const BlockService&) = delete;
+    BlockService& operator=(const BlockService&) = delete;
 
     [[nodiscard]] std::string name() const override { return "block"; }
     [[nodiscard]] uint32_t channel_count() const override { return 1; }

@@ -272,7 +272,7 @@ void Exporter::start(const std::shared_ptr<Op>& op)
             Done d;
             d.err = err;
             if (alive.lock())
-                finished(op, epoch, std::move(d));
+                finished(op, epoch, d);
         };
         if (cmd == nbd::Cmd::read)
             ring->read(*op->disk, op->h.offset, *op->data, std::move(done));
@@ -340,13 +340,13 @@ void Exporter::start(const std::shared_ptr<Op>& op)
             }
             return d;
         },
-        [this, alive = std::weak_ptr<bool>(alive_), op, epoch = epoch_](Done d) {
+        [this, alive = std::weak_ptr<bool>(alive_), op, epoch = epoch_](const Done& d) {
             if (alive.lock())
-                finished(op, epoch, std::move(d));
+                finished(op, epoch, d);
         });
 }
 
-void Exporter::finished(const std::shared_ptr<Op>& op, uint64_t epoch, Done d)
+void Exporter::finished(const std::shared_ptr<Op>& op, uint64_t epoch, const Done& d)
 {
     if (epoch != epoch_) {
         // Of an earlier epoch: its reply is lost with the link; the importer re-drives it.

@@ -95,7 +95,7 @@ private:
     std::string request(const wire::Header& h);
     void refuse(const std::shared_ptr<Op>& op, uint32_t error, std::string message);
     void start(const std::shared_ptr<Op>& op);
-    void finished(const std::shared_ptr<Op>& op, uint64_t epoch, Done done);
+    void finished(const std::shared_ptr<Op>& op, uint64_t epoch, const Done& done);
     void reply(const std::shared_ptr<Op>& op, uint32_t error, std::vector<std::byte> payload);
     void release(const std::shared_ptr<Op>& op);
     void send_exports();

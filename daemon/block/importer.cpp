@@ -61,17 +61,17 @@ private:
 };
 
 std::shared_ptr<Importer> Importer::create(BlockChannel& channel,
-                                           boost::asio::any_io_executor executor,
+                                           const boost::asio::any_io_executor& executor,
                                            ImporterOptions options, ExportsChanged exports_changed)
 {
-    auto imp = std::make_shared<Importer>(Key{}, channel, std::move(executor), options,
-                                          std::move(exports_changed));
+    auto imp =
+        std::make_shared<Importer>(Key{}, channel, executor, options, std::move(exports_changed));
     imp->arm_deadline();  // requests submitted before the first EXPORTS wait this long
     channel.set_importer(imp.get());
     return imp;
 }
 
-Importer::Importer(Key, BlockChannel& channel, boost::asio::any_io_executor executor,
+Importer::Importer(Key, BlockChannel& channel, const boost::asio::any_io_executor& executor,
                    ImporterOptions options, ExportsChanged exports_changed)
     : channel_(channel),
       executor_(executor),
@@ -82,7 +82,7 @@ Importer::Importer(Key, BlockChannel& channel, boost::asio::any_io_executor exec
     options_.piece = std::clamp<uint32_t>(options_.piece, 1, wire::kMaxPiece);
 }
 
-Importer::~Importer()
+Importer::~Importer()  // NOLINT(bugprone-exception-escape): out of memory only, see the .hpp
 {
     channel_.set_importer(nullptr);
     ++deadline_gen_;

@@ -57,13 +57,13 @@ public:
     /// which every Export::Done runs. `exports_changed` runs (on that loop) whenever the
     /// list of exports() changed.
     static std::shared_ptr<Importer> create(BlockChannel& channel,
-                                            boost::asio::any_io_executor executor,
+                                            const boost::asio::any_io_executor& executor,
                                             ImporterOptions options,
                                             ExportsChanged exports_changed);
-    Importer(Key, BlockChannel& channel, boost::asio::any_io_executor executor,
+    Importer(Key, BlockChannel& channel, const boost::asio::any_io_executor& executor,
              ImporterOptions options, ExportsChanged exports_changed);
     /// Fails every request still waiting with ESHUTDOWN.
-    ~Importer() override;
+    ~Importer() override;  // NOLINT(bugprone-exception-escape): posting can fail only out of memory
     Importer(const Importer&) = delete;
     Importer& operator=(const Importer&) = delete;
 

@@ -23,6 +23,8 @@ class PeerBlock final : public PeerService {
 public:
     PeerBlock(BlockService& service, const PeerHandle& peer, const BlockConfig& config);
     ~PeerBlock() override;
+    PeerBlock(const PeerBlock&) = delete;
+    PeerBlock& operator=(const PeerBlock&) = delete;
 
     void link_up() override;
     void link_down(std::error_code why) override;

@@ -26,9 +26,9 @@ struct DiskRing::Op {
 };
 
 tl::expected<std::unique_ptr<DiskRing>, std::string> DiskRing::create(
-    boost::asio::any_io_executor loop, unsigned entries)
+    const boost::asio::any_io_executor& loop, unsigned entries)
 {
-    std::unique_ptr<DiskRing> r(new DiskRing(std::move(loop), std::max(entries, 1U)));
+    std::unique_ptr<DiskRing> r(new DiskRing(loop, std::max(entries, 1U)));
     if (int e = io_uring_queue_init(r->entries_, r->ring_.get(), 0); e < 0)
         return tl::unexpected(std::string("io_uring_setup: ") + std::strerror(-e));
     r->ring_ready_ = true;
@@ -42,7 +42,7 @@ tl::expected<std::unique_ptr<DiskRing>, std::string> DiskRing::create(
     return r;
 }
 
-DiskRing::DiskRing(boost::asio::any_io_executor loop, unsigned entries)
+DiskRing::DiskRing(const boost::asio::any_io_executor& loop, unsigned entries)
     : loop_(loop),
       entries_(entries),
       ring_(std::make_unique<io_uring>()),

@@ -39,7 +39,7 @@ public:
     /// A ring of `entries` (at least 1); the error (old kernel, seccomp, the
     /// kernel.io_uring_disabled sysctl) is a line for the log.
     static tl::expected<std::unique_ptr<DiskRing>, std::string> create(
-        boost::asio::any_io_executor loop, unsigned entries);
+        const boost::asio::any_io_executor& loop, unsigned entries);
     /// Waits for what the kernel still holds (as IoPool joins its threads); no Done runs.
     ~DiskRing();
     DiskRing(const DiskRing&) = delete;
@@ -59,7 +59,7 @@ public:
 
 private:
     struct Op;
-    DiskRing(boost::asio::any_io_executor loop, unsigned entries);
+    DiskRing(const boost::asio::any_io_executor& loop, unsigned entries);
     void add(std::unique_ptr<Op> op);
     void fail_later(Done done, int err);
     void kick();

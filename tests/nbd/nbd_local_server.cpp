@@ -162,9 +162,7 @@ int usage(const char* why)
     return 2;
 }
 
-}  // namespace
-
-int main(int argc, char** argv)
+int run(int argc, char** argv)
 {
     std::string file;
     std::string socket;
@@ -234,4 +232,16 @@ int main(int argc, char** argv)
     io.restart();
     io.run();
     return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv)
+{
+    try {
+        return run(argc, argv);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "nbd-local-server: %s\n", e.what());
+    }
+    return 1;
 }

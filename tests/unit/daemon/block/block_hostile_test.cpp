@@ -54,6 +54,7 @@ struct Case {
     const char* expect;  // a word of the violation
 };
 
+// NOLINTNEXTLINE(readability-identifier-naming): the name GoogleTest looks for
 void PrintTo(const Case& c, std::ostream* os)
 {
     *os << c.name;

@@ -136,12 +136,12 @@ TEST_F(BlockLinkInMemory, ASmallReadIsNotHeldUpBehindALargeWrite)
     auto e = importer_->open("disk");
     ASSERT_NE(e, nullptr);
     std::vector<std::string> order;
-    e->submit(write(0, pattern(32 << 20, 4)), [&](IoResult r) {
+    e->submit(write(0, pattern(32 << 20, 4)), [&](const IoResult& r) {
         EXPECT_EQ(r.error, 0U) << r.message;
         order.emplace_back("write");
     });
     uint64_t sent_at_read = 0;
-    e->submit(read(48 << 20, 4096), [&](IoResult r) {
+    e->submit(read(48 << 20, 4096), [&](const IoResult& r) {
         EXPECT_EQ(r.error, 0U) << r.message;
         order.emplace_back("read");
         sent_at_read = imp_channel_->stats().bytes_out;

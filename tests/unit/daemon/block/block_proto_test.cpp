@@ -92,7 +92,7 @@ TEST(BlockProto, EveryTruncationOfExportsIsRefused)
 
 TEST(BlockProto, InconsistentExportsAreRefusedWithAReason)
 {
-    auto check = [](ExportsPayload p, const char* word) {
+    auto check = [](const ExportsPayload& p, const char* word) {
         std::string why;
         EXPECT_FALSE(decode_exports(encode_exports(p), why)) << word;
         EXPECT_NE(why.find(word), std::string::npos) << why;

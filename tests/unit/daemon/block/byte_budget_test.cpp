@@ -17,7 +17,7 @@ namespace asio = boost::asio;
 
 struct Log {
     std::vector<std::string> events;
-    auto on(std::string name)
+    auto on(const std::string& name)
     {
         return [this, name](boost::system::error_code ec) {
             events.push_back(name + (ec ? ":aborted" : ""));

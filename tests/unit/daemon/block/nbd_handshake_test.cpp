@@ -52,7 +52,7 @@ std::vector<std::byte> str(const std::string& s)
     return v;
 }
 
-std::vector<std::byte> go_data(const std::string& name, std::vector<Info> infos = {})
+std::vector<std::byte> go_data(const std::string& name, const std::vector<Info>& infos = {})
 {
     std::vector<std::byte> v;
     put_u32(v, static_cast<uint32_t>(name.size()));

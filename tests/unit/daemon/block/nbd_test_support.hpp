@@ -142,6 +142,8 @@ class LoopThread {
 public:
     LoopThread() : guard_(io.get_executor()) {}
     ~LoopThread() { join(); }
+    LoopThread(const LoopThread&) = delete;
+    LoopThread& operator=(const LoopThread&) = delete;
     void start()
     {
         thread_ = std::thread([this] { io.run(); });
