@@ -138,7 +138,7 @@ class NbdServer:
 class IsmdPair:
     """lpar2 exports the image to lpar1; lpar1 serves it on its NBD socket."""
 
-    def __init__(self, build, work, fabric, image, poll):
+    def __init__(self, build, work, fabric, image, poll, channels=None):
         self.build = build
         self.dirs = {}
         self.procs = {}
@@ -148,7 +148,7 @@ class IsmdPair:
             self.dirs[me] = d
             with open(os.path.join(d, "ismd.json"), "w") as f:
                 json.dump({"device": {"emulated": {"fabric": fabric, "function": me}},
-                           "link": {"poll": poll},
+                           "link": {"poll": poll, **({"channels": channels} if channels else {})},
                            "control": {"socket": os.path.join(d, "control.sock")},
                            "log_level": "warning"}, f)
             block = {"import": {"enabled": me == "lpar1"}}
@@ -280,6 +280,8 @@ def main():
     ap.add_argument("--runtime", type=int, default=5, help="seconds per fio run (after 1 s of ramp)")
     ap.add_argument("--size-mib", type=int, default=512, help="backing file in /dev/shm")
     ap.add_argument("--poll", default="adaptive", choices=["interrupt", "adaptive", "polling"])
+    ap.add_argument("--link-channels", type=int, help="ismd's link channels (default: ismd's own); "
+                    "fewer channels give each ring a larger share of the 1 MiB DMB")
     ap.add_argument("--only-yardsticks", action="store_true", help="nbd-server over UNIX and TCP only")
     ap.add_argument("--endpoint", metavar="NBD_LOCAL_SERVER",
                     help="also measure ismd's NBD endpoint alone (tests/nbd/nbd-local-server)")
@@ -314,7 +316,7 @@ def main():
                 f.write(chunk)
         uris = {}
         if "ismd" in servers:
-            pair = IsmdPair(build, work, fabric, image, args.poll)
+            pair = IsmdPair(build, work, fabric, image, args.poll, args.link_channels)
             cleanup.append(pair.stop)
             uris["ismd"] = pair.uri
             time.sleep(1.0)
