@@ -12,9 +12,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include <CLI/CLI.hpp>
 #include <algorithm>
-#include <boost/asio/io_context.hpp>
 #include <chrono>
 #include <cstdio>
 #include <functional>
@@ -22,6 +20,10 @@
 #include <random>
 #include <string>
 #include <vector>
+
+#include <boost/asio/io_context.hpp>
+
+#include <CLI/CLI.hpp>
 
 #include "block/disk.hpp"
 #include "block/io_pool.hpp"

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 #include "link_options.hpp"
 
-#include <CLI/CLI.hpp>
 #include <string>
+
+#include <CLI/CLI.hpp>
 
 namespace ism::bench {
 

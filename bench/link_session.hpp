@@ -3,13 +3,14 @@
 // io_context of its own and one link to the other process.
 #pragma once
 
-#include <boost/asio/io_context.hpp>
 #include <csignal>
 #include <cstdint>
 #include <memory>
 #include <span>
 #include <string>
 #include <vector>
+
+#include <boost/asio/io_context.hpp>
 
 #include "ism/device/ism_device.hpp"
 #include "ism/link/endpoint.hpp"

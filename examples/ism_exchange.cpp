@@ -10,11 +10,11 @@
 #include <poll.h>
 
 #include <chrono>
-#include <cstdarg>
 #include <cinttypes>
+#include <cstdarg>
 #include <cstdio>
-#include <exception>
 #include <cstring>
+#include <exception>
 #include <string>
 #include <vector>
 

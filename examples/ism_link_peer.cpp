@@ -24,9 +24,6 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/post.hpp>
-#include <boost/asio/signal_set.hpp>
 #include <cinttypes>
 #include <cstdarg>
 #include <cstdio>
@@ -35,6 +32,10 @@
 #include <set>
 #include <string>
 #include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
 
 #include <CLI/CLI.hpp>
 

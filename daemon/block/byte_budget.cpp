@@ -2,6 +2,7 @@
 #include "block/byte_budget.hpp"
 
 #include <algorithm>
+
 #include <boost/asio/error.hpp>
 #include <boost/asio/post.hpp>
 

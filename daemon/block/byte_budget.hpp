@@ -13,14 +13,15 @@
 // construction.
 #pragma once
 
-#include <boost/asio/any_completion_handler.hpp>
-#include <boost/asio/any_io_executor.hpp>
-#include <boost/asio/async_result.hpp>
-#include <boost/system/error_code.hpp>
 #include <cstddef>
 #include <cstdint>
 #include <list>
 #include <utility>
+
+#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/system/error_code.hpp>
 
 namespace ismd::block {
 

@@ -2,8 +2,6 @@
 #include "block/disk.hpp"
 
 #include <fcntl.h>
-#include <linux/falloc.h>
-#include <linux/fs.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -11,6 +9,9 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+
+#include <linux/falloc.h>
+#include <linux/fs.h>
 
 namespace ismd::block {
 

@@ -2,6 +2,7 @@
 #include "block/importer.hpp"
 
 #include <algorithm>
+
 #include <boost/asio/post.hpp>
 
 namespace ismd::block {

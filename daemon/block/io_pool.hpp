@@ -5,8 +5,6 @@
 // from the loop itself with io_uring and saves the hop to a thread and back.
 #pragma once
 
-#include <boost/asio/any_io_executor.hpp>
-#include <boost/asio/post.hpp>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -16,6 +14,9 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/post.hpp>
 
 #include "block/uring.hpp"
 

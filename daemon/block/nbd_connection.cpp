@@ -2,6 +2,9 @@
 #include "block/nbd_connection.hpp"
 
 #include <algorithm>
+#include <chrono>
+#include <cstring>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -9,8 +12,6 @@
 #include <boost/asio/read.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
-#include <chrono>
-#include <cstring>
 
 #include "core/log.hpp"
 

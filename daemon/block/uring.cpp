@@ -6,10 +6,11 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <boost/asio/post.hpp>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+
+#include <boost/asio/post.hpp>
 
 namespace ismd::block {
 

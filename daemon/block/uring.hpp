@@ -11,9 +11,6 @@
 // TRIM, WRITE_ZEROES and BLOCK_STATUS are not here: they stay on IoPool's threads.
 #pragma once
 
-#include <boost/asio/any_io_executor.hpp>
-#include <boost/asio/posix/stream_descriptor.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -22,6 +19,10 @@
 #include <string>
 #include <utility>
 #include <vector>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include <tl/expected.hpp>
 

@@ -14,8 +14,8 @@
 #include <memory>
 #include <string>
 
-#include "core/service.hpp"
 #include "console/pty_session.hpp"
+#include "core/service.hpp"
 
 namespace ismd::console {
 

@@ -2,6 +2,7 @@
 #include "console/peer_console.hpp"
 
 #include <algorithm>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/use_awaitable.hpp>

@@ -3,13 +3,14 @@
 // (if any) and the local clients attached to its console.
 #pragma once
 
-#include <boost/asio/awaitable.hpp>
 #include <cstdint>
 #include <deque>
 #include <memory>
 #include <set>
 #include <string>
 #include <vector>
+
+#include <boost/asio/awaitable.hpp>
 
 #include "console/console_proto.hpp"
 #include "console/console_service.hpp"

@@ -10,11 +10,12 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include <boost/asio/buffer.hpp>
-#include <boost/asio/write.hpp>
 #include <cerrno>
 #include <cstring>
 #include <random>
+
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/write.hpp>
 
 #include "core/log.hpp"
 

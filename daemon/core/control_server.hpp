@@ -11,14 +11,15 @@
 
 #include <sys/types.h>
 
-#include <boost/asio/any_io_executor.hpp>
-#include <boost/asio/awaitable.hpp>
-#include <boost/asio/local/stream_protocol.hpp>
 #include <functional>
 #include <map>
 #include <memory>
 #include <set>
 #include <string>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
 
 #include <nlohmann/json.hpp>
 

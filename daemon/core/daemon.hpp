@@ -8,13 +8,14 @@
 // reset, DMBs unregistered) and io_context::run() returns.
 #pragma once
 
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/signal_set.hpp>
 #include <filesystem>
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
 
 #include "core/config.hpp"
 #include "core/control_server.hpp"

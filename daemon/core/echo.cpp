@@ -2,13 +2,14 @@
 #include "core/echo.hpp"
 
 #include <algorithm>
+#include <cstring>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/experimental/channel.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <cstring>
 
 #include "core/control_server.hpp"
 #include "core/link_await.hpp"

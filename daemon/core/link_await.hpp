@@ -2,12 +2,13 @@
 // Awaitable forms of the link channel's operations, for the daemon's coroutines.
 #pragma once
 
-#include <boost/asio/async_result.hpp>
-#include <boost/asio/awaitable.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <memory>
 #include <span>
 #include <system_error>
+
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
 #include "ism/link/link.hpp"
 

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
+
 #include <CLI/CLI.hpp>
 
 #include "block/block_service.hpp"

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 #include "core/notify.hpp"
 
-#include <systemd/sd-daemon.h>
 #include <time.h>
+
+#include <systemd/sd-daemon.h>
 
 #include "core/log.hpp"
 

@@ -8,10 +8,11 @@
 // NOTIFY_SOCKET (ismd started by hand) every call does nothing.
 #pragma once
 
-#include <boost/asio/any_io_executor.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <string>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 namespace ismd {
 

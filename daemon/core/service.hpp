@@ -8,12 +8,13 @@
 // means one line in ismd's main (the list of services), nothing else in core/.
 #pragma once
 
-#include <boost/asio/any_io_executor.hpp>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
 #include <system_error>
+
+#include <boost/asio/any_io_executor.hpp>
 
 #include <nlohmann/json.hpp>
 

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
-#include "ism/result.hpp"
-
 #include <string>
+
+#include "ism/result.hpp"
 
 namespace ism {
 namespace {

@@ -4,20 +4,23 @@
 // after a quiet window each Endpoint must be asleep on the interrupt, not spinning; and
 // traffic that starts after both went to sleep must wake them (the lost wake-up race:
 // a signal raised just before the interrupt is armed).
-#include <gtest/gtest.h>
+#include "ism/link/endpoint.hpp"
+
 #include <unistd.h>
 
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/post.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <gtest/gtest.h>
+
 #include "ism/device/ism_device.hpp"
-#include "ism/link/endpoint.hpp"
 #include "ism/sim/fabric.hpp"
 #include "link_peer_process.hpp"
 #include "link_peer_protocol.hpp"

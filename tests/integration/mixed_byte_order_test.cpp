@@ -18,7 +18,6 @@
 #include <signal.h>
 #include <unistd.h>
 
-#include <boost/asio/io_context.hpp>
 #include <chrono>
 #include <cinttypes>
 #include <cstdio>
@@ -27,6 +26,8 @@
 #include <memory>
 #include <string>
 #include <vector>
+
+#include <boost/asio/io_context.hpp>
 
 #include <gtest/gtest.h>
 

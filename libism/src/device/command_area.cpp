@@ -4,13 +4,12 @@
 // Order matters and follows the Linux driver: the payload is stored first at offset 8,
 // then the 8-byte header at offset 0, whose store executes the command. The response
 // header is then loaded from offset 0 and, on success, the response payload from offset 8.
-#include "ism/device/ism_device.hpp"
-
 #include <algorithm>
 
-#include "ism/return_codes.hpp"
 #include "device/regs.hpp"
 #include "ism/byte_order.hpp"
+#include "ism/device/ism_device.hpp"
+#include "ism/return_codes.hpp"
 
 namespace ism::device {
 namespace {

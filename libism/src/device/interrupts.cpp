@@ -9,14 +9,13 @@
 //    device ORs in concurrently land either in this report or in the next one;
 //  - the event queue is consumed up to the producer index read once, with our own index
 //    of the last slot reported (Linux's algorithm; the queue has no overflow indication).
-#include "ism/device/ism_device.hpp"
-
 #include <atomic>
 #include <bit>
 #include <cstring>
 
 #include "device/regs.hpp"
 #include "ism/byte_order.hpp"
+#include "ism/device/ism_device.hpp"
 
 namespace ism::device {
 namespace {

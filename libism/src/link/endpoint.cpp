@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+
 #include <boost/asio/post.hpp>
 
 namespace ism::link {

@@ -7,7 +7,6 @@
 //   kmod_guest check BDF MAC STB-ORDER   STB-ORDER: exact | reversed (see guest.sh)
 //   kmod_guest openclose BDF N
 #include <fcntl.h>
-#include <linux/vfio.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -20,6 +19,8 @@
 #include <cstring>
 #include <string>
 #include <vector>
+
+#include <linux/vfio.h>
 
 #include "ism/vfio/vfio_device_file.hpp"
 

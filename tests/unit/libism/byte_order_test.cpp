@@ -4,11 +4,11 @@
 // little- and big-endian hosts alike (the s390x run).
 #include "ism/byte_order.hpp"
 
-#include <gtest/gtest.h>
-
 #include <array>
 #include <cstddef>
 #include <cstdint>
+
+#include <gtest/gtest.h>
 
 namespace {
 

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
-#include "ism/result.hpp"
-
 #include <gtest/gtest.h>
+
+#include "ism/result.hpp"
 
 namespace {
 

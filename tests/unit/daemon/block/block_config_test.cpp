@@ -3,9 +3,9 @@
 // values, every mistake one line naming the key and what was wrong.
 #include "block/block_config.hpp"
 
-#include <gtest/gtest.h>
-
 #include <string>
+
+#include <gtest/gtest.h>
 
 namespace ismd::block {
 namespace {

@@ -6,10 +6,8 @@
 #pragma once
 
 #include <fcntl.h>
-#include <gtest/gtest.h>
 #include <unistd.h>
 
-#include <boost/asio/io_context.hpp>
 #include <cctype>
 #include <chrono>
 #include <filesystem>
@@ -18,6 +16,10 @@
 #include <optional>
 #include <string>
 #include <vector>
+
+#include <boost/asio/io_context.hpp>
+
+#include <gtest/gtest.h>
 
 #include "block/block_channel.hpp"
 #include "block/disk.hpp"

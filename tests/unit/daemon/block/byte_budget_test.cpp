@@ -2,13 +2,14 @@
 // ByteBudget: what the NBD endpoint relies on to bound the memory clients make it hold.
 #include "block/byte_budget.hpp"
 
-#include <gtest/gtest.h>
+#include <string>
+#include <vector>
 
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/io_context.hpp>
-#include <string>
-#include <vector>
+
+#include <gtest/gtest.h>
 
 namespace ismd::block {
 namespace {

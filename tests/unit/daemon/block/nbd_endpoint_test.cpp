@@ -7,12 +7,12 @@
 #include <grp.h>
 #include <sys/stat.h>
 
-#include <gtest/gtest.h>
-
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <thread>
+
+#include <gtest/gtest.h>
 
 #include "nbd_test_support.hpp"
 

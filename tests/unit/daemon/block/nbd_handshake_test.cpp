@@ -3,9 +3,9 @@
 // a broken or hostile client sends.
 #include "block/nbd_handshake.hpp"
 
-#include <gtest/gtest.h>
-
 #include <map>
+
+#include <gtest/gtest.h>
 
 namespace ismd::block::nbd {
 namespace {

@@ -3,9 +3,9 @@
 // comes back gets exactly what it missed.
 #include "console/scrollback.hpp"
 
-#include <gtest/gtest.h>
-
 #include <string>
+
+#include <gtest/gtest.h>
 
 namespace ismd::console {
 namespace {

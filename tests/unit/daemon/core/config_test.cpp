@@ -3,7 +3,6 @@
 // that names the file, the key and what was wrong; good files give the values.
 #include "core/config.hpp"
 
-#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <cctype>
@@ -11,6 +10,8 @@
 #include <fstream>
 #include <memory>
 #include <string>
+
+#include <gtest/gtest.h>
 
 #include "core/config_section.hpp"
 

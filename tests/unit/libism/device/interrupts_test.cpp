@@ -1,9 +1,8 @@
 // SPDX-License-Identifier: MIT
-#include "ism/device/ism_device.hpp"
-
 #include <gtest/gtest.h>
 
 #include "ism/byte_order.hpp"
+#include "ism/device/ism_device.hpp"
 #include "unit/libism/device/fake_ism_file.hpp"
 
 namespace {

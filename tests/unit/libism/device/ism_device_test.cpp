@@ -8,8 +8,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "ism/return_codes.hpp"
 #include "ism/byte_order.hpp"
+#include "ism/return_codes.hpp"
 #include "unit/libism/device/fake_ism_file.hpp"
 
 namespace {

@@ -7,7 +7,8 @@
 // through the handler's executor (never inline) and per-operation cancellation.
 #include "ism/link/async_channel.hpp"
 
-#include <gtest/gtest.h>
+#include <memory>
+#include <optional>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -16,8 +17,8 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <memory>
-#include <optional>
+
+#include <gtest/gtest.h>
 
 #include "link_pair_fixture.hpp"
 

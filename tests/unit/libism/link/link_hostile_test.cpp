@@ -7,13 +7,13 @@
 // something no honest peer writes into a's DMB (docs/protocol.md section 7).
 #include "ism/link/link.hpp"
 
-#include <gtest/gtest.h>
-
 #include <array>
 #include <cstring>
 #include <optional>
 #include <span>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "ism/byte_order.hpp"
 #include "link_pair_fixture.hpp"

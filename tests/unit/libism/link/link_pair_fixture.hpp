@@ -6,8 +6,6 @@
 // control: LinkInMemory, the fixture of the link's unit tests.
 #pragma once
 
-#include <gtest/gtest.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cstring>
@@ -15,6 +13,8 @@
 #include <map>
 #include <memory>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "ism/link/link.hpp"
 

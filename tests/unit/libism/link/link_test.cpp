@@ -7,8 +7,6 @@
 // liveness and resets, with time and event delivery under the test's control.
 #include "ism/link/link.hpp"
 
-#include <gtest/gtest.h>
-
 #include <algorithm>
 #include <array>
 #include <cstring>
@@ -17,6 +15,8 @@
 #include <map>
 #include <stdexcept>
 #include <string>
+
+#include <gtest/gtest.h>
 
 #include "ism/byte_order.hpp"
 #include "link_pair_fixture.hpp"

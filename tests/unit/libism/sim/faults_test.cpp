@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: MIT
 // Fault injection: what each fault does to the functions it disturbs, and the errors that
 // name a fabric, a GID or a token that is not there.
+#include "ism/sim/faults.hpp"
+
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "ism/sim/faults.hpp"
 #include "sim_test_util.hpp"
 
 namespace {

@@ -4,7 +4,6 @@
 // alone: nothing here comes from the device layer (byte order is ism/byte_order.hpp).
 #pragma once
 
-#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <cstddef>
@@ -12,6 +11,8 @@
 #include <memory>
 #include <string>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "ism/byte_order.hpp"
 #include "ism/return_codes.hpp"

@@ -4,10 +4,10 @@
 // never trusted to stay inside the buffer or to end.
 #include "vfio/cap_chain.hpp"
 
-#include <gtest/gtest.h>
-
 #include <cstring>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 namespace ism::vfio {
 namespace {

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Sys::real() on a directory tree shaped like sysfs: selection and driver check use real
 // readlink, read and directory listing. No /dev/vfio is needed: the flow stops there.
-#include <gtest/gtest.h>
+#include "ism/vfio/sys.hpp"
 
 #include <stdlib.h>
 #include <sys/eventfd.h>
@@ -11,7 +11,8 @@
 #include <fstream>
 #include <string>
 
-#include "ism/vfio/sys.hpp"
+#include <gtest/gtest.h>
+
 #include "ism/vfio/vfio_device_file.hpp"
 
 namespace ism::vfio {

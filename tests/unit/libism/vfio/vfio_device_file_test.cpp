@@ -1,13 +1,14 @@
 // SPDX-License-Identifier: MIT
 // VfioDeviceFile: choosing a flow, then info, regions, read/write, MSI, reset, DMA memory.
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
+#include "ism/vfio/vfio_device_file.hpp"
 
 #include <array>
 
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
 #include "fake_vfio_kernel.hpp"
 #include "golden_info.hpp"
-#include "ism/vfio/vfio_device_file.hpp"
 
 namespace ism::vfio {
 namespace {

@@ -3,11 +3,12 @@
 // kernel expects it, and every refusal names what is wrong.
 #include "tools/ismctl/bind.hpp"
 
-#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
+
+#include <gtest/gtest.h>
 
 namespace ismd::tools {
 namespace {
