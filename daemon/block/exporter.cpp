@@ -27,32 +27,6 @@ bool modifies(nbd::Cmd cmd)
 
 }  // namespace
 
-uint32_t nbd_error(int err)
-{
-    switch (err) {
-        case 0:
-            return 0;
-        case EPERM:
-        case EROFS:
-            return nbd::kEperm;
-        case ENOMEM:
-            return nbd::kEnomem;
-        case EINVAL:
-            return nbd::kEinval;
-        case ENOSPC:
-        case EDQUOT:
-            return nbd::kEnospc;
-        case EOVERFLOW:
-            return nbd::kEoverflow;
-        case EOPNOTSUPP:
-            return nbd::kEnotsup;
-        case ESHUTDOWN:
-            return nbd::kEshutdown;
-        default:
-            return nbd::kEio;
-    }
-}
-
 Exporter::Exporter(BlockChannel& channel, IoPool& pool, std::vector<ExportSpec> exports,
                    wire::Limits limits)
     : channel_(channel), pool_(pool), limits_(limits)
@@ -361,7 +335,7 @@ void Exporter::finished(const std::shared_ptr<Op>& op, uint64_t epoch, const Don
     if (d.err != 0) {
         ++op->stats->errors;
         const std::string m = std::string("disk: ") + std::strerror(d.err);
-        reply(op, nbd_error(d.err),
+        reply(op, nbd::from_errno(d.err),
               {reinterpret_cast<const std::byte*>(m.data()),
                reinterpret_cast<const std::byte*>(m.data()) + m.size()});
         return;

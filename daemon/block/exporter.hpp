@@ -115,7 +115,4 @@ private:
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
-/// An errno as the NBD error the protocol carries (EIO for one NBD does not name).
-uint32_t nbd_error(int err);
-
 }  // namespace ismd::block

@@ -2,6 +2,7 @@
 #include "block/nbd_proto.hpp"
 
 #include <algorithm>
+#include <cerrno>
 
 #include "ism/byte_order.hpp"
 
@@ -165,6 +166,33 @@ void append_error_chunk(std::vector<std::byte>& out, uint64_t cookie, uint32_t e
     put_u16(out, static_cast<uint16_t>(msg.size()));
     for (char c : msg)
         out.push_back(static_cast<std::byte>(c));
+}
+
+uint32_t from_errno(int err)
+{
+    switch (err) {
+        case 0:
+            return 0;
+        case EPERM:
+        case EROFS:
+            return kEperm;
+        case ENOMEM:
+            return kEnomem;
+        case EINVAL:
+            return kEinval;
+        case ENOSPC:
+        case EDQUOT:
+        case EFBIG:
+            return kEnospc;
+        case EOVERFLOW:
+            return kEoverflow;
+        case EOPNOTSUPP:
+            return kEnotsup;
+        case ESHUTDOWN:
+            return kEshutdown;
+        default:
+            return kEio;
+    }
 }
 
 }  // namespace ismd::block::nbd

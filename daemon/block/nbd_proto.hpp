@@ -109,6 +109,10 @@ inline constexpr uint32_t kEoverflow = 75;
 inline constexpr uint32_t kEnotsup = 95;
 inline constexpr uint32_t kEshutdown = 108;
 
+/// An errno as the error NBD carries: the protocol names a few (EPERM, EIO, ENOMEM,
+/// EINVAL, ENOSPC, EOVERFLOW, ENOTSUP, ESHUTDOWN); the rest travel as EIO.
+uint32_t from_errno(int err);
+
 inline constexpr std::size_t kRequestSize = 28;
 inline constexpr std::size_t kSimpleReplySize = 16;
 inline constexpr std::size_t kChunkHeaderSize = 20;

@@ -31,29 +31,6 @@ namespace {
 
 using namespace ismd::block;
 
-uint32_t nbd_error(int e)
-{
-    switch (e) {
-        case 0:
-            return 0;
-        case EPERM:
-        case EROFS:
-            return nbd::kEperm;
-        case ENOMEM:
-            return nbd::kEnomem;
-        case EINVAL:
-            return nbd::kEinval;
-        case ENOSPC:
-        case EDQUOT:
-        case EFBIG:
-            return nbd::kEnospc;
-        case EOPNOTSUPP:
-            return nbd::kEnotsup;
-        default:
-            return nbd::kEio;
-    }
-}
-
 /// Runs each request on the file, off the event loop.
 class DiskExport : public Export {
 public:
@@ -122,7 +99,7 @@ private:
                 e = EINVAL;
                 break;
         }
-        res.error = nbd_error(e);
+        res.error = nbd::from_errno(e);
         if (e != 0)
             res.message = std::strerror(e);
         return res;
