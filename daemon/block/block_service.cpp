@@ -41,11 +41,6 @@ void BlockService::configure(const GlobalConfig& global)
     socket_group_ = global.control.group;
 }
 
-void BlockService::register_ops(ControlServer& /*control*/)
-{
-    // Imports and exports appear in `ismctl status`; there is nothing to ask of them yet.
-}
-
 IoPool& BlockService::io_pool(const boost::asio::any_io_executor& executor)
 {
     if (io_pool_)

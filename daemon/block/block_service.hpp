@@ -44,7 +44,6 @@ public:
         return block_config_parser();
     }
     void configure(const GlobalConfig& global) override;
-    void register_ops(ControlServer& control) override;
     std::unique_ptr<PeerService> add_peer(const PeerHandle& peer) override;
     [[nodiscard]] std::string summary() const override;
     void stop() override;
