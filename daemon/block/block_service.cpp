@@ -41,11 +41,6 @@ void BlockService::configure(const GlobalConfig& global)
     socket_group_ = global.control.group;
 }
 
-void BlockService::register_ops(ControlServer& /*control*/)
-{
-    // Imports and exports appear in `ismctl status`; there is nothing to ask of them yet.
-}
-
 IoPool& BlockService::io_pool(const boost::asio::any_io_executor& executor)
 {
     if (io_pool_)
@@ -94,11 +89,14 @@ void BlockService::changed()
 std::vector<nbd::ExportInfo> BlockService::list_all() const
 {
     std::vector<nbd::ExportInfo> out;
-    for (const auto& [peer, pb] : peers_)
+    for (const auto& [peer, pb] : peers_) {
+        if (!pb->reachable())
+            continue;
         for (auto info : pb->imports()) {
             info.name = peer + "/" + info.name;
             out.push_back(std::move(info));
         }
+    }
     return out;
 }
 
@@ -108,7 +106,7 @@ std::optional<nbd::ExportInfo> BlockService::find_qualified(const std::string& n
     if (slash == std::string::npos)
         return std::nullopt;
     const auto it = peers_.find(name.substr(0, slash));
-    if (it == peers_.end())
+    if (it == peers_.end() || !it->second->reachable())
         return std::nullopt;
     const std::string export_name = name.substr(slash + 1);
     for (auto info : it->second->imports())
@@ -125,7 +123,9 @@ std::shared_ptr<Export> BlockService::open_qualified(const std::string& name)
     if (slash == std::string::npos)
         return nullptr;
     const auto it = peers_.find(name.substr(0, slash));
-    return it == peers_.end() ? nullptr : it->second->open_import(name.substr(slash + 1));
+    if (it == peers_.end() || !it->second->reachable())
+        return nullptr;
+    return it->second->open_import(name.substr(slash + 1));
 }
 
 std::string BlockService::summary() const

@@ -44,7 +44,6 @@ public:
         return block_config_parser();
     }
     void configure(const GlobalConfig& global) override;
-    void register_ops(ControlServer& control) override;
     std::unique_ptr<PeerService> add_peer(const PeerHandle& peer) override;
     [[nodiscard]] std::string summary() const override;
     void stop() override;
@@ -57,10 +56,12 @@ public:
     void forget(const std::string& peer);
     void changed();
 
-    /// Every export of every peer whose link is up, as "<peer>/<export>" (NBD_OPT_LIST).
+    /// Every export of every reachable peer (PeerBlock::reachable), as "<peer>/<export>"
+    /// (NBD_OPT_LIST). A peer whose link is down is left out, though its sockets stay.
     [[nodiscard]] std::vector<nbd::ExportInfo> list_all() const;
-    /// "<peer>/<export>": that import's export, if that peer offers it now.
+    /// "<peer>/<export>": that import's export, if that peer is reachable and offers it.
     [[nodiscard]] std::optional<nbd::ExportInfo> find_qualified(const std::string& name) const;
+    /// As find_qualified: null for a peer that is not reachable.
     std::shared_ptr<Export> open_qualified(const std::string& name);
 
 private:

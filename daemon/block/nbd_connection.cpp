@@ -578,19 +578,4 @@ void NbdConnection::protocol_error(const std::string& why)
     ++stats_->protocol_errors;
 }
 
-std::function<void(std::exception_ptr)> log_if_threw(std::string what)
-{
-    return [what = std::move(what)](const std::exception_ptr& e) {
-        if (!e)
-            return;
-        try {
-            std::rethrow_exception(e);
-        } catch (const std::exception& x) {
-            log(LogLevel::err, "%s: %s", what.c_str(), x.what());
-        } catch (...) {
-            log(LogLevel::err, "%s: unknown exception", what.c_str());
-        }
-    };
-}
-
 }  // namespace ismd::block

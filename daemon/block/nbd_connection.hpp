@@ -148,7 +148,4 @@ private:
     uint64_t in_flight_ = 0;
 };
 
-/// A co_spawn completion handler that logs an exception escaping the task `what`.
-std::function<void(std::exception_ptr)> log_if_threw(std::string what);
-
 }  // namespace ismd::block

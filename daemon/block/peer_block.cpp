@@ -13,7 +13,9 @@
 namespace ismd::block {
 
 /// What one local endpoint offers: its own import by its plain name (and as the default
-/// export), and every reachable peer's export as "<peer>/<export>".
+/// export), and every reachable peer's export as "<peer>/<export>". Its own import stays
+/// offered while its peer is unreachable, as the socket stays: requests on it wait for the
+/// peer up to the import's deadline, as those of connected clients do.
 class PeerBlock::Directory final : public ExportDirectory {
 public:
     Directory(PeerBlock& owner, std::string home) : owner_(owner), home_(std::move(home)) {}
@@ -34,7 +36,7 @@ public:
 
     [[nodiscard]] std::optional<nbd::ExportInfo> find(const std::string& name) const override
     {
-        if (name.empty() || name == home_) {
+        if (is_home(name)) {
             for (auto info : owner_.imports())
                 if (info.name == home_) {
                     info.name = name.empty() ? home_ : name;
@@ -47,12 +49,18 @@ public:
 
     std::shared_ptr<Export> open(const std::string& name) override
     {
-        if (name.empty() || name == home_)
+        if (is_home(name))
             return owner_.open_import(home_);
         return owner_.service_.open_qualified(name);
     }
 
 private:
+    /// The socket's own export: the default, its plain name, or its qualified name.
+    [[nodiscard]] bool is_home(const std::string& name) const
+    {
+        return name.empty() || name == home_ || name == owner_.name() + "/" + home_;
+    }
+
     PeerBlock& owner_;
     std::string home_;
 };
@@ -125,6 +133,11 @@ void PeerBlock::link_down(std::error_code /*why*/)
 std::vector<nbd::ExportInfo> PeerBlock::imports() const
 {
     return importer_ ? importer_->exports() : std::vector<nbd::ExportInfo>{};
+}
+
+bool PeerBlock::reachable() const
+{
+    return importer_ && importer_->ready() && peer_.link != nullptr && peer_.link->up();
 }
 
 std::shared_ptr<Export> PeerBlock::open_import(const std::string& name)

@@ -31,8 +31,11 @@ public:
     [[nodiscard]] nlohmann::json status() const override;
 
     [[nodiscard]] const std::string& name() const noexcept { return peer_.name; }
-    /// The exports the peer offers us now (empty while we have not heard from it).
+    /// The exports the peer offered us last (empty while we have not heard from it; kept
+    /// while its link is down, for the sockets that serve them).
     [[nodiscard]] std::vector<nbd::ExportInfo> imports() const;
+    /// Its link is up and it has told us its exports since: imports() is what it offers now.
+    [[nodiscard]] bool reachable() const;
     std::shared_ptr<Export> open_import(const std::string& name);
     /// Local NBD clients connected to our imports, and exports we serve.
     [[nodiscard]] std::size_t clients() const;

@@ -12,7 +12,6 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/read_until.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -65,11 +64,9 @@ asio::awaitable<bool> send_line(ControlSocket& socket, const nlohmann::json& mes
 }
 
 ControlServer::ControlServer(asio::any_io_executor executor, std::string path, std::string group)
-    : executor_(std::move(executor)),
-      path_(std::move(path)),
-      group_(std::move(group)),
-      acceptor_(executor_)
+    : path_(std::move(path)), state_(std::make_shared<State>(std::move(executor)))
 {
+    state_->group = std::move(group);
 }
 
 ControlServer::~ControlServer()
@@ -79,104 +76,109 @@ ControlServer::~ControlServer()
 
 ism::Result<void> ControlServer::listen()
 {
-    if (!group_.empty()) {
-        const group* g = ::getgrnam(group_.c_str());
+    State& st = *state_;
+    if (!st.group.empty()) {
+        const group* g = ::getgrnam(st.group.c_str());
         if (g == nullptr)
             return ism::fail_errno(ENOENT);
-        group_gid_ = g->gr_gid;
+        st.group_gid = g->gr_gid;
     }
     std::error_code fs_ec;
     std::filesystem::create_directories(std::filesystem::path(path_).parent_path(), fs_ec);
     // A socket left by a killed ismd is stale; anything else at the path is not ours.
-    struct stat st {};
-    if (::lstat(path_.c_str(), &st) == 0) {
-        if (!S_ISSOCK(st.st_mode))
+    struct stat info {};
+    if (::lstat(path_.c_str(), &info) == 0) {
+        if (!S_ISSOCK(info.st_mode))
             return ism::fail_errno(EEXIST);
         ::unlink(path_.c_str());
     }
     boost::system::error_code ec;
     const asio::local::stream_protocol::endpoint where(path_);
-    acceptor_.open(where.protocol(), ec);
+    st.acceptor.open(where.protocol(), ec);
     if (!ec)
-        acceptor_.bind(where, ec);
+        st.acceptor.bind(where, ec);
     if (!ec)
-        acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+        st.acceptor.listen(asio::socket_base::max_listen_connections, ec);
     if (ec)
         return ism::fail_errno(ec.value());
     if (::chmod(path_.c_str(), 0660) != 0)
         return ism::fail_errno();
-    if (group_gid_ != static_cast<gid_t>(-1) &&
-        ::chown(path_.c_str(), static_cast<uid_t>(-1), group_gid_) != 0)
+    if (st.group_gid != static_cast<gid_t>(-1) &&
+        ::chown(path_.c_str(), static_cast<uid_t>(-1), st.group_gid) != 0)
         return ism::fail_errno();
-    asio::co_spawn(executor_, accept_loop(), asio::detached);
+    asio::co_spawn(st.executor, accept_loop(state_), log_if_threw("control: accept"));
     return {};
 }
 
 void ControlServer::on(const std::string& op, OpHandler handler)
 {
-    ops_[op] = std::move(handler);
+    state_->ops[op] = std::move(handler);
 }
 
 void ControlServer::on_stream(const std::string& op, StreamHandler handler)
 {
-    streams_[op] = std::move(handler);
+    state_->streams[op] = std::move(handler);
 }
 
 void ControlServer::stop()
 {
-    if (stopped_)
+    State& st = *state_;
+    if (st.stopped)
         return;
-    stopped_ = true;
+    st.stopped = true;
     boost::system::error_code ec;
-    if (acceptor_.is_open()) {
-        acceptor_.close(ec);
+    if (st.acceptor.is_open()) {
+        st.acceptor.close(ec);
         ::unlink(path_.c_str());
     }
-    for (const auto& s : sessions_)
+    for (const auto& s : st.sessions)
         s->close(ec);
-    sessions_.clear();
+    st.sessions.clear();
 }
 
-std::string ControlServer::refusal(const Credentials& who, int fd) const
+std::string ControlServer::State::refusal(const Credentials& who, int fd) const
 {
     if (who.uid == 0 || who.uid == ::geteuid())
         return {};
-    if (group_gid_ != static_cast<gid_t>(-1)) {
+    if (group_gid != static_cast<gid_t>(-1)) {
         const auto groups = peer_groups(fd);
-        if (who.gid == group_gid_ ||
-            std::find(groups.begin(), groups.end(), group_gid_) != groups.end())
+        if (who.gid == group_gid ||
+            std::find(groups.begin(), groups.end(), group_gid) != groups.end())
             return {};
         return "permission denied: uid " + std::to_string(who.uid) +
-               " is neither root nor in group " + group_;
+               " is neither root nor in group " + group;
     }
     return "permission denied: uid " + std::to_string(who.uid) +
            " is not root (no control group is configured)";
 }
 
-asio::awaitable<void> ControlServer::accept_loop()
+asio::awaitable<void> ControlServer::accept_loop(std::shared_ptr<State> state)
 {
-    while (!stopped_) {
-        auto [ec, socket] = co_await acceptor_.async_accept(asio::as_tuple(use_awaitable));
+    while (!state->stopped) {
+        auto [ec, socket] = co_await state->acceptor.async_accept(asio::as_tuple(use_awaitable));
         if (ec) {
-            if (stopped_ || ec == asio::error::operation_aborted)
+            if (state->stopped || ec == asio::error::operation_aborted)
                 co_return;
             continue;
         }
+        if (state->stopped)
+            co_return;
         auto s = std::make_shared<ControlSocket>(std::move(socket));
-        sessions_.insert(s);
-        asio::co_spawn(executor_, session(s), asio::detached);
+        state->sessions.insert(s);
+        asio::co_spawn(state->executor, session(state, s), log_if_threw("control: session"));
     }
 }
 
-asio::awaitable<void> ControlServer::session(std::shared_ptr<ControlSocket> socket)
+asio::awaitable<void> ControlServer::session(std::shared_ptr<State> state,
+                                             std::shared_ptr<ControlSocket> socket)
 {
-    const ScopeExit forget([this, socket] {
-        if (!stopped_)
-            sessions_.erase(socket);
+    const ScopeExit forget([state, socket] {
+        if (!state->stopped)
+            state->sessions.erase(socket);
     });
 
     const Credentials who = peer_credentials(socket->native_handle());
-    if (std::string why = refusal(who, socket->native_handle()); !why.empty()) {
+    if (std::string why = state->refusal(who, socket->native_handle()); !why.empty()) {
         log(LogLevel::notice, "control: refused pid %d: %s", static_cast<int>(who.pid),
             why.c_str());
         nlohmann::json refused;
@@ -187,10 +189,14 @@ asio::awaitable<void> ControlServer::session(std::shared_ptr<ControlSocket> sock
         co_return;
     }
     std::string buffer;
-    while (!stopped_) {
+    while (!state->stopped) {
         auto [ec, n] = co_await asio::async_read_until(
             *socket, asio::dynamic_buffer(buffer, control::kMaxLine), '\n',
             asio::as_tuple(use_awaitable));
+        // A line that arrived as the server stopped is not served: the services the
+        // handlers use may be gone.
+        if (state->stopped)
+            co_return;
         if (ec) {
             if (ec == asio::error::not_found) {
                 nlohmann::json too_long;
@@ -220,12 +226,12 @@ asio::awaitable<void> ControlServer::session(std::shared_ptr<ControlSocket> sock
         if (error.empty()) {
             req.op = request["op"].get<std::string>();
             req.args = request;
-            if (auto it = streams_.find(req.op); it != streams_.end()) {
+            if (auto it = state->streams.find(req.op); it != state->streams.end()) {
                 co_await it->second(socket, std::move(req), std::move(buffer));
                 co_return;
             }
-            auto it = ops_.find(req.op);
-            if (it == ops_.end()) {
+            auto it = state->ops.find(req.op);
+            if (it == state->ops.end()) {
                 error = "unknown operation \"" + req.op + "\"";
             } else {
                 try {

@@ -7,6 +7,10 @@
 // else gets one line saying so and the connection is closed. The socket file is created
 // 0660 with the configured group. Requests are served on the event loop as coroutines;
 // the core and each service register the operations they answer.
+//
+// The accept loop and the sessions may outlive the ControlServer object (an accept or a
+// read still pending when it is destroyed completes later, with operation_aborted): they
+// hold the server's State, never the object itself.
 #pragma once
 
 #include <sys/types.h>
@@ -68,19 +72,28 @@ public:
     [[nodiscard]] const std::string& path() const noexcept { return path_; }
 
 private:
-    boost::asio::awaitable<void> accept_loop();
-    boost::asio::awaitable<void> session(std::shared_ptr<ControlSocket> socket);
-    [[nodiscard]] std::string refusal(const Credentials& who, int fd) const;
+    /// Everything the accept loop and the sessions use: shared with them.
+    struct State {
+        explicit State(boost::asio::any_io_executor ex) : executor(ex), acceptor(std::move(ex)) {}
 
-    boost::asio::any_io_executor executor_;
+        [[nodiscard]] std::string refusal(const Credentials& who, int fd) const;
+
+        boost::asio::any_io_executor executor;
+        std::string group;
+        gid_t group_gid = static_cast<gid_t>(-1);
+        boost::asio::local::stream_protocol::acceptor acceptor;
+        std::map<std::string, OpHandler> ops;
+        std::map<std::string, StreamHandler> streams;
+        std::set<std::shared_ptr<ControlSocket>> sessions;
+        bool stopped = false;
+    };
+
+    static boost::asio::awaitable<void> accept_loop(std::shared_ptr<State> state);
+    static boost::asio::awaitable<void> session(std::shared_ptr<State> state,
+                                                std::shared_ptr<ControlSocket> socket);
+
     std::string path_;
-    std::string group_;
-    gid_t group_gid_ = static_cast<gid_t>(-1);
-    boost::asio::local::stream_protocol::acceptor acceptor_;
-    std::map<std::string, OpHandler> ops_;
-    std::map<std::string, StreamHandler> streams_;
-    std::set<std::shared_ptr<ControlSocket>> sessions_;
-    bool stopped_ = false;
+    std::shared_ptr<State> state_;
 };
 
 /// Writes one JSON line.

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstdarg>
 #include <cstdio>
+#include <exception>
 
 namespace ismd {
 
@@ -37,6 +38,21 @@ void log(LogLevel level, const char* fmt, ...)
     line[n++] = '\n';
     // A failed log write has nowhere to be reported.
     [[maybe_unused]] const ssize_t w = ::write(STDERR_FILENO, line, static_cast<std::size_t>(n));
+}
+
+std::function<void(std::exception_ptr)> log_if_threw(std::string what)
+{
+    return [what = std::move(what)](const std::exception_ptr& e) {
+        if (!e)
+            return;
+        try {
+            std::rethrow_exception(e);
+        } catch (const std::exception& x) {
+            log(LogLevel::err, "%s: %s", what.c_str(), x.what());
+        } catch (...) {
+            log(LogLevel::err, "%s: unknown exception", what.c_str());
+        }
+    };
 }
 
 }  // namespace ismd

@@ -4,6 +4,10 @@
 // logged per message or per request.
 #pragma once
 
+#include <exception>
+#include <functional>
+#include <string>
+
 #include "core/config.hpp"
 
 namespace ismd {
@@ -13,5 +17,8 @@ void set_log_level(LogLevel level) noexcept;
 
 /// Writes "<N>" + the formatted text + "\n" with one write(2), so lines never interleave.
 __attribute__((format(printf, 2, 3))) void log(LogLevel level, const char* fmt, ...);
+
+/// A co_spawn completion handler that logs an exception escaping the task `what`.
+std::function<void(std::exception_ptr)> log_if_threw(std::string what);
 
 }  // namespace ismd

@@ -58,8 +58,9 @@ public:
     /// ismd starts with this global configuration, before the first add_peer(). What a
     /// service takes from it (the control socket's directory, ...) changes only at a restart.
     virtual void configure(const GlobalConfig& /*global*/) {}
-    /// Registers its operations ("<name>.xyz") on the control socket.
-    virtual void register_ops(ControlServer& control) = 0;
+    /// Registers its operations ("<name>.xyz") on the control socket. A service that has
+    /// none (its state is all in `status`) keeps this one.
+    virtual void register_ops(ControlServer& /*control*/) {}
     /// A peer arrived (start, or reload). May return null: nothing to do for this peer.
     virtual std::unique_ptr<PeerService> add_peer(const PeerHandle& peer) = 0;
     /// Its part of the STATUS= line, e.g. "console: 1 attached"; empty to say nothing.

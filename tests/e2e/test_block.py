@@ -310,6 +310,54 @@ class BlockAccess(BlockTestCase):
             self.assertEqual(c.read(0, MiB), f.read(MiB))
         c.disconnect()
 
+    def test_list_leaves_out_a_peer_that_is_down(self):
+        # lpar1 imports from lpar2 and lpar3. While lpar3 is stopped, lpar2's socket neither
+        # lists nor gives lpar3's export; lpar3's own socket stays and offers its own export
+        # (requests on it would wait for lpar3); once lpar3 is back, it is listed again.
+        self.needs_ismd("peers that come and go")
+        data = self.image("data", 16 * MiB)
+        spare = self.image("spare", 16 * MiB)
+        lpar1, lpar2, lpar3 = self.ismd("lpar1"), self.ismd("lpar2"), self.ismd("lpar3")
+        lpar1.add_peer("lpar2", block={"import": {"enabled": True}})
+        lpar1.add_peer("lpar3", block={"import": {"enabled": True}})
+        lpar2.add_peer("lpar1", block={"exports": [{"name": "data", "path": data}], "import": {"enabled": False}})
+        lpar3.add_peer("lpar1", block={"exports": [{"name": "spare", "path": spare}], "import": {"enabled": False}})
+        for d in (lpar1, lpar2, lpar3):
+            d.start()
+        lpar1.wait_link("lpar2")
+        lpar1.wait_link("lpar3")
+        on_lpar2, on_lpar3 = lpar1.nbd_socket("lpar2", "data"), lpar1.nbd_socket("lpar3", "spare")
+        for path in (on_lpar2, on_lpar3):
+            wait_for(lambda p=path: os.path.exists(p), 10, f"the NBD socket {path}")
+
+        def listed(sock):
+            return sorted(e["export-name"] for e in nbdinfo_json("--list", f"nbd+unix:///?socket={sock}")["exports"])
+
+        wait_for(lambda: listed(on_lpar2) == ["data", "lpar3/spare"], 10, "lpar3/spare listed on lpar2's socket")
+        self.assertEqual(listed(on_lpar3), ["lpar2/data", "spare"])
+
+        lpar3.stop()
+        lpar1.wait_link("lpar3", "down")
+        wait_for(lambda: listed(on_lpar2) == ["data"], 10, "lpar3/spare gone from lpar2's socket")
+        c = NbdClient(on_lpar2)
+        self.addCleanup(c.close)
+        with self.assertRaises(NbdOptionError) as refused:
+            c.go("lpar3/spare")
+        self.assertEqual(refused.exception.reply_type, REP_ERR_UNKNOWN)
+        c.close()
+        self.assertTrue(os.path.exists(on_lpar3), "lpar3's socket went with its link")
+        self.assertEqual(listed(on_lpar3), ["lpar2/data", "spare"])
+        self.assertEqual(nbdinfo_json(uri(on_lpar3, "spare"))["exports"][0]["export-size"], 16 * MiB)
+
+        lpar3.start()
+        lpar1.wait_link("lpar3")
+        wait_for(lambda: listed(on_lpar2) == ["data", "lpar3/spare"], 10, "lpar3/spare listed again")
+        c = connect(on_lpar2, "lpar3/spare")
+        self.addCleanup(c.close)
+        with open(spare, "rb") as f:
+            self.assertEqual(c.read(0, MiB), f.read(MiB))
+        c.disconnect()
+
 
 class BlockHostileClient(BlockTestCase):
     """Malformed requests get an error or a clean disconnect; the server survives them

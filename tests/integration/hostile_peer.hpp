@@ -93,6 +93,12 @@ inline std::optional<unsigned long> field(const std::string& line, std::string_v
     }
 }
 
+/// A predicate for take_event and its kin: any event with the code.
+inline bool any_event(const device::Event& /*ev*/)
+{
+    return true;
+}
+
 // What the victim offered us (the end of the link we write into).
 struct VictimEnd {
     uint64_t token = 0;
@@ -334,23 +340,48 @@ protected:
         return dev_->move(vp_.token, 0, 0, raw, true).has_value();
     }
 
+    /// Takes the victim's end from its OFFER: the DMB we write into from now on, our rings
+    /// in it, empty.
+    void adopt(const Offer& offer)
+    {
+        vp_ = VictimEnd{offer.token, offer.epoch, offer.dmb_size};
+        have_victim_ = true;
+        wrote_cb_ = false;
+        tx_ring_ = ring_size_for(vp_.dmb_size, nr_channels_);
+        tx_prod_.fill(0);
+    }
+
+    /// Offers our end and answers the victim's OFFERs until our control block is in its
+    /// DMB, without waiting for the victim to accept it: for a test that puts something
+    /// wrong in the handshake's way.
+    void write_control_after_offers()
+    {
+        auto next_offer = Clock::now();
+        const bool ok = wait_until(
+            [&] {
+                if (Clock::now() >= next_offer && !wrote_cb_) {
+                    send_offer(our_offer().pack());
+                    next_offer = Clock::now() + kOfferEvery;
+                }
+                answer_offers();
+                return wrote_cb_;
+            },
+            5s);
+        ASSERT_TRUE(ok) << "our control block was never written into the victim's DMB";
+    }
+
     /// Answers every OFFER the victim sent, in order, as section 3 says.
     void answer_offers()
     {
-        while (auto ev = take_event(kEventOffer, [](const device::Event&) { return true; })) {
+        while (auto ev = take_event(kEventOffer, any_event)) {
             auto offer = Offer::unpack(ev->info);
             EXPECT_TRUE(offer) << "the victim sent a malformed OFFER: " << std::hex << ev->info;
             if (!offer)
                 continue;
             const bool fresh =
                 !have_victim_ || offer->token != vp_.token || offer->epoch != vp_.epoch;
-            if (fresh) {
-                vp_ = VictimEnd{offer->token, offer->epoch, offer->dmb_size};
-                have_victim_ = true;
-                wrote_cb_ = false;
-                tx_ring_ = ring_size_for(vp_.dmb_size, nr_channels_);
-                tx_prod_.fill(0);
-            }
+            if (fresh)
+                adopt(*offer);
             // A stale OFFER (for a DMB the victim already dropped) fails: ignored.
             if (write_control(fresh))
                 wrote_cb_ = true;
@@ -400,6 +431,46 @@ protected:
         ASSERT_TRUE(alive()) << test::describe_status(victim_->poll_exit());
     }
 
+    /// After the victim dropped its end `old` (a reset, a dead or lost peer): it offers
+    /// a fresh one, a new DMB and a new epoch, within `max`.
+    void expect_fresh_offer(const VictimEnd& old, milliseconds max = 5s)
+    {
+        const bool reoffered = wait_until(
+            [&] {
+                return has_event(kEventOffer, [&](const device::Event& ev) {
+                    auto o = Offer::unpack(ev.info);
+                    return o && o->token != old.token && o->epoch != old.epoch;
+                });
+            },
+            max);
+        ASSERT_TRUE(reoffered) << "no fresh OFFER (a new DMB and epoch) after the victim's end "
+                               << std::hex << old.token << " went";
+    }
+
+    /// The victim refused our OFFER with `reason` (section 3) and answered it with a RESET
+    /// of that reason for `victim_token`, the end it offered us.
+    void expect_offer_refused(unsigned long reason, uint64_t victim_token)
+    {
+        const auto line = expect_line("offer_refused ", 5s);
+        ASSERT_TRUE(line) << "the OFFER was not refused";
+        EXPECT_EQ(field(*line, "reason"), reason) << *line;
+        const auto reset = expect_event(kEventReset, any_event, 5s);
+        ASSERT_TRUE(reset) << "no RESET answer";
+        EXPECT_EQ(reset->info & 0xFFFF, reason);
+        EXPECT_EQ(reset->info & kTokenMask, victim_token);
+    }
+
+    /// Still up with us after something it had to ignore: a violation of ours is still
+    /// noticed as one (and the link recovers from it).
+    void expect_still_up()
+    {
+        ASSERT_NO_FATAL_FAILURE(set_prod(0, tx_ring_ + 8));
+        ASSERT_NO_FATAL_FAILURE(expect_reset(ResetReason::producer, 0));
+    }
+
+    /// The victim is still running; else how it ended.
+    void assert_alive() { ASSERT_TRUE(alive()) << test::describe_status(victim_->poll_exit()); }
+
     /// After an attack: the victim printed reset_sent with `reason` (on `channel`), sent
     /// RESET for the epoch it tore down, offered a new DMB and epoch, comes up again after
     /// an honest handshake, and is still running.
@@ -420,16 +491,7 @@ protected:
         EXPECT_EQ(reset->info & 0xFFFF, static_cast<uint64_t>(reason));
         EXPECT_EQ((reset->info >> 16) & 0xFFFF, old.epoch) << "RESET names the torn-down epoch";
 
-        // Recovery: a fresh OFFER, with a new DMB and a new epoch.
-        const bool reoffered = wait_until(
-            [&] {
-                return has_event(kEventOffer, [&](const device::Event& ev) {
-                    auto o = Offer::unpack(ev.info);
-                    return o && o->token != old.token && o->epoch != old.epoch;
-                });
-            },
-            5s);
-        ASSERT_TRUE(reoffered) << "no fresh OFFER after the reset";
+        ASSERT_NO_FATAL_FAILURE(expect_fresh_offer(old));
         ASSERT_NO_FATAL_FAILURE(bring_up());
         EXPECT_NE(vp_.token, old.token);
         EXPECT_NE(vp_.epoch, old.epoch);

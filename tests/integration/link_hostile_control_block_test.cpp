@@ -43,17 +43,7 @@ TEST_F(LinkTwoProcessHostile, ControlBlockWithWrongVersion)
     // it waits a couple of its ticks for it to be rewritten, then resets.
     ASSERT_NO_FATAL_FAILURE(new_own_end());
     cb_version_ = kProtocolVersion + 1;
-    auto next_offer = Clock::now();
-    ASSERT_TRUE(wait_until(
-        [&] {
-            if (Clock::now() >= next_offer && !wrote_cb_) {
-                send_offer(our_offer().pack());
-                next_offer = Clock::now() + kOfferEvery;
-            }
-            answer_offers();
-            return wrote_cb_;
-        },
-        5s));
+    ASSERT_NO_FATAL_FAILURE(write_control_after_offers());
     keepalive_on_ = false;  // leave the malformed block exactly as it is
     ASSERT_NO_FATAL_FAILURE(expect_reset(ResetReason::version, 0, 4s));
     EXPECT_EQ(count_lines("up "), 1U) << "up only after the honest handshake";
@@ -67,14 +57,11 @@ TEST_F(LinkTwoProcessHostile, HalfWrittenControlBlockIsGivenTime)
     // loaded machine holding this process up for a while does not make it late.
     ASSERT_NO_FATAL_FAILURE(new_own_end());
     send_offer(our_offer().pack());
-    std::optional<device::Event> offer = expect_event(
-        kEventOffer, [](const device::Event&) { return true; }, 5s);
+    const auto offer = expect_event(kEventOffer, any_event, 5s);
     ASSERT_TRUE(offer);
-    auto o = Offer::unpack(offer->info);
+    const auto o = Offer::unpack(offer->info);
     ASSERT_TRUE(o);
-    vp_ = VictimEnd{o->token, o->epoch, o->dmb_size};
-    have_victim_ = true;
-    tx_ring_ = ring_size_for(vp_.dmb_size, nr_channels_);
+    adopt(*o);
     std::array<std::byte, kControlBlockSize> raw{};
     our_control_block().encode(raw);
     static const std::array<std::byte, kCursorAreaSize> zeros{};

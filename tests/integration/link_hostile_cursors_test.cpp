@@ -41,17 +41,7 @@ TEST_F(LinkTwoProcessHostile, BadCursorWaitingWhenTheLinkComesUp)
     // it comes up, from inside the handshake.
     ASSERT_NO_FATAL_FAILURE(new_own_end());
     before_control_ = [this] { (void)store_word(prod_offset(2), tx_ring_ + 64, false); };
-    auto next_offer = Clock::now();
-    ASSERT_TRUE(wait_until(
-        [&] {
-            if (Clock::now() >= next_offer && !wrote_cb_) {
-                send_offer(our_offer().pack());
-                next_offer = Clock::now() + kOfferEvery;
-            }
-            answer_offers();
-            return wrote_cb_;
-        },
-        5s));
+    ASSERT_NO_FATAL_FAILURE(write_control_after_offers());
     before_control_ = nullptr;
     ASSERT_TRUE(expect_line("up ", 5s));
     ASSERT_NO_FATAL_FAILURE(expect_reset(ResetReason::producer, 2));

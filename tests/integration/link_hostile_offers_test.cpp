@@ -16,28 +16,17 @@ namespace {
 TEST_F(LinkTwoProcessHostile, OfferWithNoCommonVersion)
 {
     ASSERT_NO_FATAL_FAILURE(new_own_end());
-    // The victim's current token, from its own OFFERs.
-    std::optional<device::Event> its_offer = expect_event(
-        kEventOffer, [](const device::Event&) { return true; }, 5s);
-    ASSERT_TRUE(its_offer);
-    const uint64_t victim_token = its_offer->info & kTokenMask;
+    const auto victim_token = offered_token();
+    ASSERT_TRUE(victim_token);
     Offer o = our_offer();
     o.min_version = kProtocolVersion + 1;
     o.max_version = kProtocolVersion + 2;
     send_offer(o.pack());
-    const auto line = expect_line("offer_refused ", 5s);
-    ASSERT_TRUE(line);
-    EXPECT_EQ(field(*line, "reason"), 1UL) << *line;
-    const auto reset = expect_event(
-        kEventReset, [](const device::Event&) { return true; }, 5s);
-    ASSERT_TRUE(reset) << "no RESET answer";
-    EXPECT_EQ(reset->info & 0xFFFF, 1U);
-    EXPECT_EQ(reset->info & kTokenMask, victim_token);
+    ASSERT_NO_FATAL_FAILURE(expect_offer_refused(1, *victim_token));
     // It does not come up with us, and keeps running.
-    const auto quiet_until = Clock::now() + 500ms;
-    wait_until([&] { return Clock::now() >= quiet_until; }, 1s);
+    idle(500ms);
     EXPECT_EQ(count_lines("up "), 0U);
-    ASSERT_TRUE(alive()) << test::describe_status(victim_->poll_exit());
+    ASSERT_NO_FATAL_FAILURE(assert_alive());
     // An honest OFFER afterwards is taken.
     ASSERT_NO_FATAL_FAILURE(bring_up());
 }
@@ -55,11 +44,10 @@ TEST_F(LinkTwoProcessHostile, GarbageOfferIsIgnored)
         ASSERT_TRUE(line) << "offer " << i << " was not refused";
     }
     // None of them is answered with a RESET (there is no one to answer), or taken.
-    const auto quiet_until = Clock::now() + 300ms;
-    wait_until([&] { return Clock::now() >= quiet_until; }, 1s);
-    EXPECT_FALSE(has_event(kEventReset, [](const device::Event&) { return true; }));
+    idle(300ms);
+    EXPECT_FALSE(has_event(kEventReset, any_event));
     EXPECT_EQ(count_lines("up "), 0U);
-    ASSERT_TRUE(alive()) << test::describe_status(victim_->poll_exit());
+    ASSERT_NO_FATAL_FAILURE(assert_alive());
     ASSERT_NO_FATAL_FAILURE(bring_up());
 }
 
@@ -77,15 +65,12 @@ TEST_F(LinkTwoProcessHostile, OfferFromAStrangerIsIgnored)
     // A RESET naming our token and epoch, from the wrong GID.
     ASSERT_TRUE((*stranger)->signal_event(victim_gid_, kEventReset,
                                           own_.token | (uint64_t{epoch_} << 16) | 2));
-    const auto quiet_until = Clock::now() + 500ms;
-    wait_until([&] { return Clock::now() >= quiet_until; }, 1s);
+    idle(500ms);
     EXPECT_EQ(count_lines("down"), 0U);
     EXPECT_EQ(count_lines("offer_refused"), 0U);
     EXPECT_EQ(count_lines("reset_received"), 0U);
     EXPECT_EQ(count_lines("up "), 1U);
-    // Still up with us: a violation from us is still noticed as one.
-    ASSERT_NO_FATAL_FAILURE(set_prod(0, tx_ring_ + 8));
-    ASSERT_NO_FATAL_FAILURE(expect_reset(ResetReason::producer, 0));
+    ASSERT_NO_FATAL_FAILURE(expect_still_up());
 }
 
 TEST_F(LinkTwoProcessHostile, OfferWithADmbTooSmallForTheRings)
@@ -96,15 +81,8 @@ TEST_F(LinkTwoProcessHostile, OfferWithADmbTooSmallForTheRings)
     Offer o = our_offer();
     o.dmb_size = std::size_t{16} << 10;  // 16 rings of less than 4096 bytes
     send_offer(o.pack());
-    const auto line = expect_line("offer_refused ", 5s);
-    ASSERT_TRUE(line);
-    EXPECT_EQ(field(*line, "reason"), 2UL) << *line;
-    const auto reset = expect_event(
-        kEventReset, [](const device::Event&) { return true; }, 5s);
-    ASSERT_TRUE(reset) << "no RESET answer";
-    EXPECT_EQ(reset->info & 0xFFFF, 2U);
-    EXPECT_EQ(reset->info & kTokenMask, *victim_token);
-    ASSERT_TRUE(alive()) << test::describe_status(victim_->poll_exit());
+    ASSERT_NO_FATAL_FAILURE(expect_offer_refused(2, *victim_token));
+    ASSERT_NO_FATAL_FAILURE(assert_alive());
     ASSERT_NO_FATAL_FAILURE(bring_up());
 }
 
@@ -116,7 +94,7 @@ TEST_F(LinkTwoProcessHostile, OfferForADmbThatDoesNotExist)
     send_offer(o.pack());
     idle(300ms);
     EXPECT_EQ(count_lines("up "), 0U);
-    ASSERT_TRUE(alive()) << test::describe_status(victim_->poll_exit());
+    ASSERT_NO_FATAL_FAILURE(assert_alive());
     ASSERT_NO_FATAL_FAILURE(bring_up());
 }
 
@@ -131,15 +109,8 @@ TEST_F(LinkTwoProcessHostile, OfferClaimingALargerDmbThanRegistered)
     const auto line = expect_line("down ", 5s);
     ASSERT_TRUE(line) << "the victim did not notice its store failing";
     EXPECT_EQ(count_lines("reset_sent "), 0U);
-    ASSERT_TRUE(wait_until(
-        [&] {
-            return has_event(kEventOffer, [&](const device::Event& ev) {
-                return (ev.info & kTokenMask) != old.token;
-            });
-        },
-        5s))
-        << "no fresh OFFER";
-    ASSERT_TRUE(alive()) << test::describe_status(victim_->poll_exit());
+    ASSERT_NO_FATAL_FAILURE(expect_fresh_offer(old));
+    ASSERT_NO_FATAL_FAILURE(assert_alive());
     ASSERT_NO_FATAL_FAILURE(bring_up());
 }
 
@@ -155,7 +126,7 @@ TEST_F(LinkTwoProcessHostile, OfferFloodWithChangingEpochs)
             pump(0ms);
     }
     idle(300ms);
-    ASSERT_TRUE(alive()) << test::describe_status(victim_->poll_exit());
+    ASSERT_NO_FATAL_FAILURE(assert_alive());
     ASSERT_NO_FATAL_FAILURE(bring_up());
     EXPECT_EQ(victim_dmbs(), 1U);
 }
@@ -190,7 +161,7 @@ TEST_F(LinkTwoProcessHostile, RandomEventsFromThePeer)
         pump(1ms);
     }
     RecordProperty("events", static_cast<int>(sent));
-    ASSERT_TRUE(alive()) << test::describe_status(victim_->poll_exit());
+    ASSERT_NO_FATAL_FAILURE(assert_alive());
     ASSERT_NO_FATAL_FAILURE(bring_up());
     EXPECT_EQ(victim_dmbs(), 1U);
 }
@@ -206,12 +177,10 @@ TEST_F(LinkTwoProcessHostile, ResetForAnotherEpochIsIgnored)
     ASSERT_TRUE(
         dev_->signal_event(victim_gid_, kEventReset,
                            (own_.token + (uint64_t{1} << 32)) | (uint64_t{epoch_} << 16) | 3));
-    const auto quiet_until = Clock::now() + 500ms;
-    wait_until([&] { return Clock::now() >= quiet_until; }, 1s);
+    idle(500ms);
     EXPECT_EQ(count_lines("down"), 0U);
     EXPECT_EQ(count_lines("reset_received"), 0U);
-    ASSERT_NO_FATAL_FAILURE(set_prod(0, tx_ring_ + 8));
-    ASSERT_NO_FATAL_FAILURE(expect_reset(ResetReason::producer, 0));
+    ASSERT_NO_FATAL_FAILURE(expect_still_up());
 }
 
 TEST_F(LinkTwoProcessHostile, ResetFromThePeerStartsANewEpoch)
@@ -224,16 +193,8 @@ TEST_F(LinkTwoProcessHostile, ResetFromThePeerStartsANewEpoch)
     ASSERT_TRUE(line);
     EXPECT_EQ(field(*line, "reason"), 3UL) << *line;
     ASSERT_TRUE(expect_line("down ", 5s));
-    ASSERT_TRUE(wait_until(
-        [&] {
-            return has_event(kEventOffer, [&](const device::Event& ev) {
-                return (ev.info & kTokenMask) != old.token;
-            });
-        },
-        5s))
-        << "no fresh OFFER";
-    EXPECT_FALSE(has_event(kEventReset, [](const device::Event&) { return true; }))
-        << "a RESET is not answered with one";
+    ASSERT_NO_FATAL_FAILURE(expect_fresh_offer(old));
+    EXPECT_FALSE(has_event(kEventReset, any_event)) << "a RESET is not answered with one";
     ASSERT_NO_FATAL_FAILURE(bring_up());
 }
 

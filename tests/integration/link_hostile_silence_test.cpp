@@ -17,14 +17,7 @@ TEST_F(LinkTwoProcessHostile, SilentPeerIsDeclaredDead)
     const auto line = expect_line("down ", 5s);  // dead after 1.5 s
     ASSERT_TRUE(line) << "a silent peer was never declared dead";
     EXPECT_EQ(count_lines("reset_sent "), 0U);
-    ASSERT_TRUE(wait_until(
-        [&] {
-            return has_event(kEventOffer, [&](const device::Event& ev) {
-                return (ev.info & kTokenMask) != old.token;
-            });
-        },
-        5s))
-        << "no fresh OFFER";
+    ASSERT_NO_FATAL_FAILURE(expect_fresh_offer(old));
     ASSERT_NO_FATAL_FAILURE(bring_up());
 }
 
