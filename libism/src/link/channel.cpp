@@ -57,7 +57,7 @@ void Channel::shutdown_send()
     auto& self = static_cast<ChannelImpl&>(*this);
     if (link_->stopped_ || !open_ || !self.tx_open_)
         return;
-    if (!link_->up_) {
+    if (!link_->up_ || index_ >= link_->rx_channels_) {
         // No stream to end: the next epoch starts a new one, which stays shut.
         self.tx_open_ = false;
         return;
@@ -79,7 +79,8 @@ void Channel::close()
     self.inbox_.clear();
     self.inbox_bytes_ = 0;
     self.read_ahead_ = false;
-    if (!link_->up_) {
+    // With the link down, or a peer without this channel, there is no stream to end.
+    if (!link_->up_ || index_ >= link_->rx_channels_) {
         link_->fail_waiters(self, aborted);
         self.tx_open_ = self.set_open_ = false;
         (void)link_->announce_channels();

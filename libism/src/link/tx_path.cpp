@@ -245,12 +245,26 @@ void Link::harvest_confirmations()
     // The peer may have confirmed sends just before it went: those were delivered and
     // complete as such; only the rest fail. A cursor that does not validate confirms
     // nothing.
+    // A cursor moved by a peer that dropped our data (it closed its end, or has the
+    // channel open in the other mode: the fin word and the set are stored before such a
+    // cursor, and loaded after it here) confirms nothing either.
+    std::array<uint64_t, kMaxChannels> cons{};
+    for (auto& ch : channels_)
+        cons[ch->index_] = load_cursor(cons_offset(ch->index_));
+    const auto set = ChannelSet::unpack(load_cursor(ChannelSet::kOffset), rx_channels_);
     for (auto& ch : channels_) {
         if (!ch->tx_)
             continue;
-        const uint64_t cons = load_cursor(cons_offset(ch->index_));
-        if (ch->tx_->update_consumer(cons))
-            complete_sends(*ch, cons);
+        const uint32_t c = ch->index_;
+        const uint64_t fin = c < rx_channels_ ? load_cursor(fin_offset(c)) : 0;
+        const bool closed = fin != ch->peer_fin_word_ && (fin & kFinClose) != 0;
+        const bool other_mode =
+            !set || ((set->open >> c & 1) != 0 &&
+                     ((set->stream >> c & 1) != 0) != (ch->mode_ == ChannelMode::stream));
+        if (closed || other_mode)
+            continue;
+        if (ch->tx_->update_consumer(cons[c]))
+            complete_sends(*ch, cons[c]);
     }
 }
 

@@ -247,6 +247,23 @@ TEST_F(LinkInMemoryHostile, OfferWithNoCommonVersionIsAnsweredWithReset)
     EXPECT_TRUE(a_->link.up()) << "a refused stranger does not take the link down";
 }
 
+TEST_F(LinkInMemoryHostile, AVersionTwoPeerIsAnsweredWithResetReasonVersion)
+{
+    // Version 3 gave closing channels the fin words: a version-2 peer would take them for
+    // reserved bytes, so libism does not speak version 2 (docs/protocol.md section 8).
+    ASSERT_EQ(kProtocolVersion, 3);
+    Offer old{0x77'0000'0000ULL, 9, 1, 2, 256 * 1024};
+    a_->link.on_event(kEventOffer, old.pack(), now_);
+    const LinkEvent* e = a_->last(LinkEvent::Kind::offer_refused);
+    ASSERT_NE(e, nullptr);
+    EXPECT_EQ(e->reason, ResetReason::version);
+    bool sent = false;
+    for (auto [code, info] : a_->port.sent_events)
+        sent |=
+            code == kEventReset && (info & 0xFFFF) == static_cast<uint16_t>(ResetReason::version);
+    EXPECT_TRUE(sent);
+}
+
 TEST_F(LinkInMemoryHostile, GarbageOfferIsRefused)
 {
     a_->link.on_event(kEventOffer, 0xFFFF'FFFF'FFFF'FFFFULL, now_);
