@@ -262,7 +262,10 @@ bool Channel::cancel(OpId op)
 std::size_t Channel::pending_sends() const noexcept
 {
     const auto& self = static_cast<const ChannelImpl&>(*this);
-    return self.unsent_.size() + self.unconfirmed_.size();
+    // End-of-stream marks waiting to go out are not sends.
+    const auto marks = std::count_if(self.unsent_.begin(), self.unsent_.end(),
+                                     [](const ChannelImpl::SendOp& op) { return op.fin; });
+    return self.unsent_.size() - static_cast<std::size_t>(marks) + self.unconfirmed_.size();
 }
 
 std::size_t Channel::pending_receives() const noexcept

@@ -2,6 +2,8 @@
 // Closing channels, end of stream and half-close (docs/protocol.md section 5, "Closing a
 // channel"), two links in memory.
 #include <array>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -18,19 +20,25 @@ struct StreamSink {
     explicit StreamSink(Channel& c) : ch(c) {}
     void arm()
     {
-        ch.async_read_some(buf, [this](std::error_code ec, std::size_t n) {
-            if (ec) {
-                error = ec;
-                return;
-            }
-            got.insert(got.end(), buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(n));
-            arm();
-        });
+        // The links outlive the test's sinks: a receive still pending when one goes is
+        // completed by the link's destructor, and must not reach it.
+        ch.async_read_some(
+            buf, [this, alive = std::weak_ptr(alive_)](std::error_code ec, std::size_t n) {
+                if (alive.expired())
+                    return;
+                if (ec) {
+                    error = ec;
+                    return;
+                }
+                got.insert(got.end(), buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(n));
+                arm();
+            });
     }
     Channel& ch;
     std::array<std::byte, 1000> buf{};
     std::vector<std::byte> got;
     std::optional<std::error_code> error;
+    std::shared_ptr<int> alive_ = std::make_shared<int>(0);
 };
 
 // Receives messages until an error; what it got, in order.
@@ -38,18 +46,22 @@ struct MessageSink {
     explicit MessageSink(Channel& c) : ch(c) {}
     void arm()
     {
-        ch.async_receive([this](std::error_code ec, std::vector<std::byte> m) {
-            if (ec) {
-                error = ec;
-                return;
-            }
-            got.push_back(std::move(m));
-            arm();
-        });
+        ch.async_receive(
+            [this, alive = std::weak_ptr(alive_)](std::error_code ec, std::vector<std::byte> m) {
+                if (alive.expired())
+                    return;
+                if (ec) {
+                    error = ec;
+                    return;
+                }
+                got.push_back(std::move(m));
+                arm();
+            });
     }
     Channel& ch;
     std::vector<std::vector<std::byte>> got;
     std::optional<std::error_code> error;
+    std::shared_ptr<int> alive_ = std::make_shared<int>(0);
 };
 
 TEST_F(LinkInMemory, AStreamClosedAfterDataDeliversEveryByteThenEndOfStream)
@@ -193,24 +205,28 @@ struct StreamsSink {
     explicit StreamsSink(Channel& c) : ch(c) {}
     void arm()
     {
-        ch.async_read_some(buf, [this](std::error_code ec, std::size_t n) {
-            if (ec == errc::end_of_stream) {
-                streams.push_back(std::move(current));
-                current.clear();
-            } else if (ec) {
-                error = ec;
-                return;
-            }
-            current.insert(current.end(), buf.begin(),
-                           buf.begin() + static_cast<std::ptrdiff_t>(n));
-            arm();
-        });
+        ch.async_read_some(
+            buf, [this, alive = std::weak_ptr(alive_)](std::error_code ec, std::size_t n) {
+                if (alive.expired())
+                    return;
+                if (ec == errc::end_of_stream) {
+                    streams.push_back(std::move(current));
+                    current.clear();
+                } else if (ec) {
+                    error = ec;
+                    return;
+                }
+                current.insert(current.end(), buf.begin(),
+                               buf.begin() + static_cast<std::ptrdiff_t>(n));
+                arm();
+            });
     }
     Channel& ch;
     std::array<std::byte, 1000> buf{};
     std::vector<std::byte> current;
     std::vector<std::vector<std::byte>> streams;
     std::optional<std::error_code> error;
+    std::shared_ptr<int> alive_ = std::make_shared<int>(0);
 };
 
 TEST_F(LinkInMemory, ManyClosesInARowAreEachSeenInOrder)
@@ -285,6 +301,41 @@ TEST_F(LinkInMemory, CloseCompletesWhatIsPendingAndThePeersSendsFail)
     EXPECT_EQ(sink.got[0], tx_bytes_);
     ASSERT_EQ(b_sent.size(), 1U);
     EXPECT_FALSE(b_sent[0]);
+    EXPECT_EQ(a_->link.ups(), 1U);
+}
+
+TEST_F(LinkInMemory, CloseCancelsPendingSendsAndOneBegunStillEndsWhole)
+{
+    make();
+    Channel& a = a_->link.open_channel(1, ChannelMode::message);
+    Channel& b = b_->link.open_channel(1, ChannelMode::message);
+    start_both();
+    // b does not read yet: the first message fills most of the ring, the second is cut
+    // short by it, the third waits.
+    std::vector<std::vector<std::byte>> sent;
+    std::vector<std::error_code> done;
+    for (unsigned i = 0; i < 3; ++i) {
+        sent.push_back(pattern(10'000, i));
+        a.async_send(sent.back(), [&](std::error_code ec) { done.push_back(ec); });
+    }
+    pump();
+    EXPECT_TRUE(done.empty());
+    a.close();
+    pump();
+    ASSERT_EQ(done.size(), 3U);
+    for (const auto& ec : done)
+        EXPECT_EQ(ec, std::errc::operation_canceled);
+    EXPECT_EQ(a.pending_sends(), 1U) << "the one begun is still being written";
+    // b gets what went out, whole (the begun one is finished, not cut), then the end.
+    MessageSink sink(b);
+    sink.arm();
+    pump();
+    ASSERT_TRUE(sink.error.has_value());
+    EXPECT_EQ(*sink.error, errc::end_of_stream);
+    ASSERT_EQ(sink.got.size(), 2U);
+    EXPECT_EQ(sink.got[0], sent[0]);
+    EXPECT_EQ(sink.got[1], sent[1]);
+    EXPECT_EQ(a.pending_sends(), 0U);
     EXPECT_EQ(a_->link.ups(), 1U);
 }
 
