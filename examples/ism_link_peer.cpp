@@ -12,7 +12,9 @@
 // a wrong header or payload prints `error payload ch=C seq=S` and exits with status 3.
 // Unless --sink, each message goes back unchanged on its channel. --log appends
 // `recv ch=C seq=S len=L` per verified message with one write(2), before anything else is
-// done with it, so that the line survives a kill -9 that follows.
+// done with it, so that the line survives a kill -9 that follows. When the other side
+// ends its stream on a channel (closes it), it prints `eof ch=C messages=N` (N: messages
+// since the last end of stream), closes its own end and opens it again.
 //
 // stdout, one line per fact, flushed at once: `ready gid=0x...`, then per link event
 // `up ups=N`, `down error=...`, `reset_sent reason=R channel=C error=...`,
@@ -28,6 +30,7 @@
 #include <cstdarg>
 #include <cstdio>
 #include <exception>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -136,6 +139,16 @@ private:
                 parked_.insert(ch.index());
                 return;
             }
+            if (ec == errc::end_of_stream) {
+                // The other side ended its stream (it closed or half-closed the channel):
+                // like a server whose client detached, close ours and wait for the next.
+                say("eof ch=%u messages=%" PRIu64, ch.index(), received_[ch.index()]);
+                received_[ch.index()] = 0;
+                ch.close();
+                (void)link_.open_channel(ch.index(), ChannelMode::message);
+                arm(ch);
+                return;
+            }
             say("error receive ch=%u error=%s", ch.index(), ec.message().c_str());
             fail(1);
             return;
@@ -150,6 +163,7 @@ private:
             if (log_fd_ >= 0)
                 log(*h, message.size());
         }
+        ++received_[ch.index()];
         if (!opt_.sink) {
             auto copy = std::make_shared<std::vector<std::byte>>(std::move(message));
             // An echo that fails (the link went down) is simply lost: the other side
@@ -183,6 +197,7 @@ private:
     int log_fd_;
     int exit_code_ = 0;
     std::set<uint32_t> parked_;
+    std::map<uint32_t, uint64_t> received_;  // messages since the last end of stream
 };
 
 void print_event(const LinkEvent& ev, const Link& link)

@@ -85,6 +85,12 @@ public:
                 return "the peer has this channel open in the other mode (message / stream)";
             case errc::send_queue_full:
                 return "the channel's send queue is full (LinkOptions::send_queue)";
+            case errc::end_of_stream:
+                return "end of stream: the peer closed or shut its sending side of the channel";
+            case errc::channel_closed:
+                return "the channel is closed, or shut for sending, at this end";
+            case errc::peer_closed:
+                return "the peer closed its end of the channel";
             case errc::sim_bad_name:
                 return "invalid emulated fabric or function name (1-63 characters of A-Z a-z 0-9 "
                        ". _ -)";

@@ -862,6 +862,83 @@ TEST_F(LinkTwoProcess, ACoroutineEchoesThenStopTellsThePeerAtOnce)
     EXPECT_EQ(describe_status(stop_peer(peer, SIGTERM)), "exited with 0") << peer.transcript();
 }
 
+TEST_F(LinkTwoProcess, AChannelClosedAfterItsDataEndsTheStreamAndOpensAgain)
+{
+    // Three rounds on one channel, as a console attaches and detaches: we write 20
+    // messages, read the 20 echoes, close and reopen. The peer reads its end of stream
+    // after the 20 (it says how many it had) and closes and reopens its end in turn; we
+    // read that end of stream after its echoes. Every round starts a clean stream.
+    Link& link = start_link();
+    auto& peer = start_peer({});
+    ASSERT_TRUE(run_until([&] { return link.up(); }, 10s)) << peer.transcript();
+    Channel& raw = link.open_channel(2, ChannelMode::message);
+    ASSERT_TRUE(run_until([&] { return raw.peer_open(); }, 5s)) << peer.transcript();
+    std::vector<bool> told;
+    raw.set_peer_handler([&](bool open) { told.push_back(open); });
+    AsyncChannel ch(raw, io_.get_executor());
+    constexpr int kRounds = 3;
+    constexpr uint64_t kMessages = 20;
+    int rounds = 0;
+    std::optional<std::string> failure;
+    boost::asio::co_spawn(
+        io_,
+        [&]() -> boost::asio::awaitable<void> {
+            using boost::asio::as_tuple;
+            using boost::asio::use_awaitable;
+            std::vector<std::byte> buffer(64 * 1024);
+            for (int r = 0; r < kRounds; ++r) {
+                std::vector<std::vector<std::byte>> sent;
+                for (uint64_t seq = 0; seq < kMessages; ++seq) {
+                    sent.push_back(lp::make_message(2, static_cast<uint64_t>(r) * 1000 + seq,
+                                                    seq * 997 % 30000));
+                    auto [ec] = co_await ch.async_write(sent.back(), as_tuple(use_awaitable));
+                    if (ec) {
+                        failure = "write: " + ec.message();
+                        co_return;
+                    }
+                }
+                for (const auto& m : sent) {
+                    auto [ec, n] =
+                        co_await ch.async_receive(std::span(buffer), as_tuple(use_awaitable));
+                    if (ec || n != m.size() || !std::equal(m.begin(), m.end(), buffer.begin())) {
+                        failure = "echo: " + ec.message();
+                        co_return;
+                    }
+                }
+                ch.close();
+                (void)link.open_channel(2, ChannelMode::message);
+                auto [ec, n] =
+                    co_await ch.async_receive(std::span(buffer), as_tuple(use_awaitable));
+                if (ec != errc::end_of_stream) {
+                    failure = "expected the peer's end of stream, got " + ec.message() +
+                              " n=" + std::to_string(n);
+                    co_return;
+                }
+                ++rounds;
+            }
+        },
+        boost::asio::detached);
+    ASSERT_TRUE(run_until([&] { return rounds == kRounds || failure; }, 20s))
+        << rounds << peer.transcript();
+    ASSERT_FALSE(failure) << *failure << peer.transcript();
+    peer.read_lines();
+    const std::string t = peer.transcript();
+    std::size_t eofs = 0;
+    for (auto at = t.find("eof ch=2 messages=20"); at != std::string::npos;
+         at = t.find("eof ch=2 messages=20", at + 1))
+        ++eofs;
+    EXPECT_EQ(eofs, std::size_t{kRounds}) << t;
+    // The peer's end: closed and open again once per round.
+    ASSERT_TRUE(run_until([&] { return told.size() >= 2 * kRounds; }, 5s));
+    ASSERT_EQ(told.size(), std::size_t{2 * kRounds});
+    for (std::size_t i = 0; i < told.size(); ++i)
+        EXPECT_EQ(told[i], i % 2 == 1) << i;
+    EXPECT_EQ(link.ups(), 1U);
+    EXPECT_FALSE(peer.printed("error")) << t;
+    EXPECT_FALSE(peer.printed("reset_sent")) << t;
+    EXPECT_EQ(describe_status(stop_peer(peer, SIGTERM)), "exited with 0") << t;
+}
+
 TEST_F(LinkTwoProcess, BothSidesStartAtOnce)
 {
     auto& peer = spawn_peer({});

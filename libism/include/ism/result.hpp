@@ -59,6 +59,9 @@ enum class errc {
     message_too_large,  // larger than this side's or the peer's max_message
     mode_mismatch,      // the peer has this channel open in the other mode
     send_queue_full,    // the channel already holds LinkOptions::send_queue sends
+    end_of_stream,      // the peer ended its sending side of the channel (after its last data)
+    channel_closed,     // this end of the channel is closed, or shut for sending
+    peer_closed,        // the peer closed its end of the channel: the send may not have arrived
     // Emulated device (sim)
     sim_bad_name,         // fabric or function name empty, too long or with bad characters
     sim_fabric_full,      // no free function slot on the emulated fabric

@@ -27,6 +27,78 @@ void ChannelImpl::reset_rings() noexcept
     moved_ = false;
     peer_open_ = mismatch_ = false;
     peer_mode_ = ChannelMode::message;
+    fin_end_ = peer_fin_word_ = 0;
+    rx_fin_.reset();
+    rx_fin_mode_ = ChannelMode::message;
+    skip_ = false;
+    // A new epoch starts a new stream on every open channel.
+    tx_open_ = open_;
+    set_open_ = open_;
+    set_mode_ = mode_;
+    close_pending_ = false;
+}
+
+void ChannelImpl::queue_fin(bool close)
+{
+    SendOp op;
+    op.id = ++next_op_;
+    op.mode = mode_;
+    op.fin = true;
+    op.fin_close = close;
+    unsent_.push_back(std::move(op));
+    tx_open_ = false;
+    if (unsent_.size() == 1)
+        (void)link_->service_tx(*this);
+}
+
+void Channel::shutdown_send()
+{
+    Link::Settle settle(*link_);
+    auto& self = static_cast<ChannelImpl&>(*this);
+    if (link_->stopped_ || !open_ || !self.tx_open_)
+        return;
+    if (!link_->up_ || index_ >= link_->rx_channels_) {
+        // No stream to end: the next epoch starts a new one, which stays shut.
+        self.tx_open_ = false;
+        return;
+    }
+    self.queue_fin(false);
+}
+
+void Channel::close()
+{
+    Link::Settle settle(*link_);
+    auto& self = static_cast<ChannelImpl&>(*this);
+    if (link_->stopped_ || !open_)
+        return;
+    open_ = false;
+    const auto aborted = std::make_error_code(std::errc::operation_canceled);
+    // Every receive is cancelled, and what was read ahead is dropped with the rest of the
+    // peer's stream once our mark is out (our consumer cursor must not move before it).
+    link_->fail_receivers(self, aborted);
+    self.inbox_.clear();
+    self.inbox_bytes_ = 0;
+    self.read_ahead_ = false;
+    // With the link down, or a peer without this channel, there is no stream to end.
+    if (!link_->up_ || index_ >= link_->rx_channels_) {
+        link_->fail_waiters(self, aborted);
+        self.tx_open_ = self.set_open_ = false;
+        (void)link_->announce_channels();
+        return;
+    }
+    const bool open_stream = self.tx_open_;
+    self.tx_open_ = false;  // end_tx_session queues no mark of its own
+    link_->end_tx_session(self, aborted);
+    self.mismatch_ = false;
+    // The set says closed when the mark goes out (write_fin), not before: the peer
+    // reads what we sent before it in the mode the set announces until then.
+    self.close_pending_ = true;
+    if (!open_stream && !self.unsent_.empty() && self.unsent_.back().fin)
+        self.unsent_.back().fin_close = true;  // a half-close not yet out says it all
+    else
+        self.queue_fin(true);
+    if (self.skip_)
+        (void)link_->service_rx(self);  // our mark is out: drop what the peer sent
 }
 
 Channel::OpId Channel::async_send(std::span<const std::byte> data, SendHandler done)
@@ -50,6 +122,8 @@ Channel::OpId ChannelImpl::send(std::span<const std::byte> data, SendHandler don
         refused = std::make_error_code(std::errc::operation_canceled);
     else if (!open_)
         refused = make_error_code(errc::bad_argument);
+    else if (!self.tx_open_ && link_->up_)
+        refused = make_error_code(errc::channel_closed);
     // Our own limit, checked before the link's state: one error, two reasons.
     else if (mode_ == ChannelMode::message && data.size() > self.reader_.max_message())
         refused = make_error_code(errc::message_too_large);  // NOLINT(bugprone-branch-clone)
@@ -70,7 +144,7 @@ Channel::OpId ChannelImpl::send(std::span<const std::byte> data, SendHandler don
         return id;
     }
     self.unsent_.push_back(
-        ChannelImpl::SendOp{id, data, 0, false, 0, std::move(done), when_written});
+        ChannelImpl::SendOp{id, data, 0, false, 0, std::move(done), when_written, mode_});
     if (self.unsent_.size() == 1)
         (void)link_->service_tx(self);
     return id;
@@ -188,7 +262,10 @@ bool Channel::cancel(OpId op)
 std::size_t Channel::pending_sends() const noexcept
 {
     const auto& self = static_cast<const ChannelImpl&>(*this);
-    return self.unsent_.size() + self.unconfirmed_.size();
+    // End-of-stream marks waiting to go out are not sends.
+    const auto marks = std::count_if(self.unsent_.begin(), self.unsent_.end(),
+                                     [](const ChannelImpl::SendOp& op) { return op.fin; });
+    return self.unsent_.size() - static_cast<std::size_t>(marks) + self.unconfirmed_.size();
 }
 
 std::size_t Channel::pending_receives() const noexcept

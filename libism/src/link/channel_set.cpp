@@ -18,10 +18,10 @@ ChannelSet Link::our_channels() const noexcept
 {
     ChannelSet set;
     for (const auto& ch : channels_) {
-        if (!ch->open_)
+        if (!ch->set_open_)
             continue;
         set.open |= uint32_t{1} << ch->index_;
-        if (ch->mode_ == ChannelMode::stream)
+        if (ch->set_mode_ == ChannelMode::stream)
             set.stream |= uint32_t{1} << ch->index_;
     }
     return set;
@@ -44,12 +44,11 @@ bool Link::announce_channels()
 
 bool Link::take_peer_channels(uint64_t word)
 {
-    if (word == peer_channels_)
+    if (word == peer_channels_ && !peer_channels_stale_)
         return true;
+    peer_channels_stale_ = false;
     auto set = ChannelSet::unpack(word, rx_channels_);
-    // A channel the peer opened stays open for the epoch.
-    const auto old_open = static_cast<uint32_t>(peer_channels_ >> 32);
-    if (!set || (old_open & ~set->open) != 0) {
+    if (!set) {
         violation(ResetReason::control, make_error_code(errc::bad_control_block), 0);
         return false;
     }
@@ -58,10 +57,10 @@ bool Link::take_peer_channels(uint64_t word)
         const uint32_t bit = uint32_t{1} << ch->index_;
         const bool was_open = ch->peer_open_;
         ch->peer_open_ = (set->open & bit) != 0;
-        if (ch->peer_open_ && !was_open && ch->on_peer_)
-            defer([c = ch.get()] {
+        if (ch->peer_open_ != was_open && ch->on_peer_)
+            defer([c = ch.get(), open = ch->peer_open_] {
                 if (c->on_peer_)
-                    c->on_peer_(true);
+                    c->on_peer_(open);
             });
         ch->peer_mode_ = (set->stream & bit) != 0 ? ChannelMode::stream : ChannelMode::message;
         check_modes(*ch);
@@ -71,14 +70,87 @@ bool Link::take_peer_channels(uint64_t word)
 
 void Link::check_modes(ChannelImpl& ch)
 {
-    if (ch.mismatch_ || !ch.open_ || !ch.peer_open_ || ch.mode_ == ch.peer_mode_)
+    const bool mismatch = ch.open_ && ch.peer_open_ && ch.mode_ != ch.peer_mode_;
+    if (mismatch == ch.mismatch_)
+        return;
+    ch.mismatch_ = mismatch;
+    if (!mismatch)
         return;
     // Not a protocol violation: two applications disagree about one channel. Nothing
-    // flows on it (its ring is left unread) until the next epoch; the others go on.
-    ch.mismatch_ = true;
+    // flows on it until one of them closes and reopens it in the other's mode; each side
+    // ends its stream so that the other drops what it cannot read. The others go on.
     const auto why = make_error_code(errc::mode_mismatch);
-    fail_waiters(ch, why);
+    fail_receivers(ch, why);
+    end_tx_session(ch, why);
     emit({LinkEvent::Kind::channel_error, why, ResetReason::channel, ch.index_});
+}
+
+bool Link::take_peer_fin(ChannelImpl& ch, uint64_t word)
+{
+    if (word == ch.peer_fin_word_)
+        return true;
+    // A new mark only once we passed the last one (the writer waits for our cursor), at
+    // or after what we read, and within the credit we returned.
+    const uint64_t end = word & kFinCursorMask;
+    const bool stream = (word & kFinStream) != 0;
+    RxRing& rx = *ch.rx_;
+    if (ch.rx_fin_ || end < kFinMarkSize || end - kFinMarkSize < rx.cursor() ||
+        end - rx.returned() > rx_ring_ || (!stream && end % 8 != 0)) {
+        violation(ResetReason::producer, make_error_code(errc::bad_cursor), ch.index_);
+        return false;
+    }
+    ch.peer_fin_word_ = word;
+    ch.rx_fin_ = end;
+    ch.rx_fin_mode_ = stream ? ChannelMode::stream : ChannelMode::message;
+    rx.set_stop(end - kFinMarkSize);
+    ch.moved_ = true;
+    if ((word & kFinClose) == 0)
+        return true;
+    // The peer closed its end: it drops what we send up to our next mark. Sends not yet
+    // confirmed fail (they may or may not have been read), and our stream ends so that
+    // the peer knows where the drop stops.
+    end_tx_session(ch, make_error_code(errc::peer_closed));
+    peer_channels_stale_ = true;  // the set loaded after this tells if it opened again
+    if (ch.peer_open_) {
+        // Told at once; the channel set taken next tells whether it opened again.
+        ch.peer_open_ = false;
+        if (ch.on_peer_)
+            defer([c = &ch] {
+                if (c->on_peer_)
+                    c->on_peer_(false);
+            });
+    }
+    return true;
+}
+
+void Link::end_tx_session(ChannelImpl& ch, std::error_code why)
+{
+    auto fail_send = [&](ChannelImpl::SendOp& op) {
+        ++ch.stats_.sends_failed;
+        ch.stats_.bytes_failed += op.data.size();
+        if (op.handler)
+            defer([h = std::move(op.handler), why] { h(why); });
+    };
+    for (auto& op : ch.unconfirmed_)
+        fail_send(op);
+    ch.unconfirmed_.clear();
+    // A send begun is written to its end (a record stream is never cut), unreported;
+    // marks already queued stay.
+    std::deque<ChannelImpl::SendOp> keep;
+    for (auto& op : ch.unsent_) {
+        if (op.fin) {
+            keep.push_back(std::move(op));
+            continue;
+        }
+        fail_send(op);
+        if (op.started || op.done != 0)
+            keep.push_back(std::move(op));
+    }
+    ch.unsent_ = std::move(keep);
+    if (ch.tx_open_ && ch.open_ && up_) {
+        ch.queue_fin(false);
+        ch.tx_open_ = true;  // what we send next is a new stream
+    }
 }
 
 }  // namespace ism::link

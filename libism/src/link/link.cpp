@@ -131,6 +131,12 @@ Channel& Link::open_channel(uint32_t index, ChannelMode mode)
     if (!ch.open_) {
         ch.open_ = true;
         ch.mode_ = mode;
+        ch.tx_open_ = true;
+        // A close mark not yet out: the set still announces the old stream until it is.
+        if (!ch.close_pending_) {
+            ch.set_open_ = true;
+            ch.set_mode_ = mode;
+        }
         check_modes(ch);
         // The peer learns of it before any data we send on it (stores are ordered).
         (void)announce_channels();

@@ -40,6 +40,11 @@ inline std::size_t cons_offset(uint32_t c)
     return kConsumerCursorsOffset + std::size_t{8} * c;
 }
 
+inline std::size_t fin_offset(uint32_t c)
+{
+    return kFinOffset + std::size_t{8} * c;
+}
+
 }  // namespace detail
 
 // One channel's state: the public Channel is its face.
@@ -58,6 +63,11 @@ public:
         uint64_t end = 0;  // producer cursor after its last byte
         SendHandler handler;
         bool when_written = false;  // async_write: `handler` runs once it is all written
+        ChannelMode mode = ChannelMode::message;  // the mode it is written in
+        // An end-of-stream mark instead of data (docs/protocol.md section 5, "Closing"):
+        // no handler, written once the peer passed our previous one.
+        bool fin = false;
+        bool fin_close = false;  // ... that also says our whole end closed
     };
     struct ReadOp {
         OpId id = 0;
@@ -76,11 +86,25 @@ public:
 
     void reset_rings() noexcept;
     OpId send(std::span<const std::byte> data, SendHandler done, bool when_written);
+    /// Queues an end-of-stream mark after every send queued before it.
+    void queue_fin(bool close);
 
     // The peer's end of this channel, as its control block announces it.
     bool peer_open_ = false;
     ChannelMode peer_mode_ = ChannelMode::message;
     bool mismatch_ = false;  // both open, in different modes: nothing flows
+
+    // Sessions (docs/protocol.md section 5, "Closing a channel").
+    bool tx_open_ = false;            // our sending side is open: a fin would end it
+    uint64_t fin_end_ = 0;            // our last mark's end: the next waits for cons >= it
+    uint64_t peer_fin_word_ = 0;      // the peer's fin word as last taken
+    std::optional<uint64_t> rx_fin_;  // end of the peer's mark not yet passed
+    ChannelMode rx_fin_mode_ = ChannelMode::message;  // the mode of the data before it
+    bool skip_ = false;  // we closed: drop the peer's data through its next mark
+    // What our channel set announces: the end as it was until a close mark is out.
+    bool set_open_ = false;
+    ChannelMode set_mode_ = ChannelMode::message;
+    bool close_pending_ = false;  // a close mark is queued, not yet written
 
     // Sending: into the ring in the peer's DMB.
     std::optional<TxRing> tx_;
@@ -95,6 +119,7 @@ public:
     struct Inbound {
         std::vector<std::byte> message;
         uint64_t begin = 0;  // ring cursor of its first record
+        bool eof = false;    // not a message: the peer's end of stream
     };
     std::deque<Inbound> inbox_;
     std::size_t inbox_bytes_ = 0;

@@ -16,22 +16,75 @@ using namespace detail;
 
 bool Link::service_tx(ChannelImpl& ch)
 {
-    if (ch.mismatch_)
+    if (!ch.tx_)
         return true;
     while (!ch.unsent_.empty()) {
         ChannelImpl::SendOp& op = ch.unsent_.front();
-        const bool ok = ch.mode_ == ChannelMode::message ? write_message(ch) : write_stream(ch);
+        // While the modes disagree only a send begun (to its end) and marks go out.
+        if (ch.mismatch_ && !op.fin && !op.started && op.done == 0)
+            return true;
+        bool ok = false;
+        if (op.fin)
+            ok = write_fin(ch);
+        else
+            ok = op.mode == ChannelMode::message ? write_message(ch) : write_stream(ch);
         if (!up_)
             return false;
         if (!ok)
             return true;  // out of credit: wait for the peer's consumer cursor
+        if (op.fin) {
+            ch.unsent_.pop_front();
+            continue;
+        }
         op.end = ch.tx_->producer();
-        if (op.when_written)
+        if (op.when_written && op.handler)
             defer([h = std::move(op.handler)] { h({}); });
         ch.unconfirmed_.push_back(std::move(op));
         ch.unsent_.pop_front();
         // An empty stream send ends where the peer already confirmed.
         complete_sends(ch, ch.tx_->consumer());
+    }
+    return true;
+}
+
+bool Link::write_fin(ChannelImpl& ch)
+{
+    // One mark in flight: the next waits until the peer passed the last (its consumer
+    // cursor reached its end), so that the peer never misses one.
+    const ChannelImpl::SendOp& op = ch.unsent_.front();
+    TxRing& tx = *ch.tx_;
+    if (tx.consumer() < ch.fin_end_ || tx.free_space() < kFinMarkSize)
+        return false;
+    const bool close = op.fin_close;
+    tx.produce(kFinMarkSize);
+    const uint64_t end = tx.producer();
+    const uint64_t word =
+        end | (close ? kFinClose : 0) | (op.mode == ChannelMode::stream ? kFinStream : 0);
+    // For a close: the set saying so, the word, the producer cursor covering the mark,
+    // and only then the set of a reopened end (a reader that sees it sees the mark).
+    if (close) {
+        ch.set_open_ = false;
+        if (!announce_channels())
+            return false;
+    }
+    if (!store_peer(fin_offset(ch.index_), be64_bytes(word), false))
+        return false;
+    ch.fin_end_ = end;
+    ch.prod_dirty_ = true;
+    if (!close)
+        return true;
+    const std::size_t at = prod_offset(ch.index_);
+    store_be64(cursor_shadow_, at - kProducerCursorsOffset, end);
+    if (!store_peer(at, std::span(cursor_shadow_).subspan(at - kProducerCursorsOffset, 8), true))
+        return false;
+    tx.mark_published();
+    ch.prod_dirty_ = false;
+    ch.close_pending_ = false;
+    ch.skip_ = true;  // from now on the peer knows: drop what it sent, to its mark
+    if (ch.open_) {
+        ch.set_open_ = true;
+        ch.set_mode_ = ch.mode_;
+        return announce_channels();
     }
     return true;
 }
@@ -192,12 +245,26 @@ void Link::harvest_confirmations()
     // The peer may have confirmed sends just before it went: those were delivered and
     // complete as such; only the rest fail. A cursor that does not validate confirms
     // nothing.
+    // A cursor moved by a peer that dropped our data (it closed its end, or has the
+    // channel open in the other mode: the fin word and the set are stored before such a
+    // cursor, and loaded after it here) confirms nothing either.
+    std::array<uint64_t, kMaxChannels> cons{};
+    for (auto& ch : channels_)
+        cons[ch->index_] = load_cursor(cons_offset(ch->index_));
+    const auto set = ChannelSet::unpack(load_cursor(ChannelSet::kOffset), rx_channels_);
     for (auto& ch : channels_) {
         if (!ch->tx_)
             continue;
-        const uint64_t cons = load_cursor(cons_offset(ch->index_));
-        if (ch->tx_->update_consumer(cons))
-            complete_sends(*ch, cons);
+        const uint32_t c = ch->index_;
+        const uint64_t fin = c < rx_channels_ ? load_cursor(fin_offset(c)) : 0;
+        const bool closed = fin != ch->peer_fin_word_ && (fin & kFinClose) != 0;
+        const bool other_mode =
+            !set || ((set->open >> c & 1) != 0 &&
+                     ((set->stream >> c & 1) != 0) != (ch->mode_ == ChannelMode::stream));
+        if (closed || other_mode)
+            continue;
+        if (ch->tx_->update_consumer(cons[c]))
+            complete_sends(*ch, cons[c]);
     }
 }
 
@@ -215,6 +282,11 @@ void Link::fail_waiters(ChannelImpl& ch, std::error_code why)
         fail_send(op);
     ch.unconfirmed_.clear();
     ch.unsent_.clear();
+    fail_receivers(ch, why);
+}
+
+void Link::fail_receivers(ChannelImpl& ch, std::error_code why)
+{
     for (auto& op : ch.receivers_) {
         if (op.whole)
             defer([h = std::move(op.whole), why] { h(why, {}); });

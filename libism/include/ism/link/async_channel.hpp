@@ -14,7 +14,9 @@
 // Cancellation: the handler's cancellation slot cancels the one operation (Channel::
 // cancel): a receive, a read, or a send none of whose bytes went out completes with
 // std::errc::operation_canceled and the channel stays usable; an operation already begun
-// runs to its end. Errors are std::error_code (ism::errc for the link's).
+// runs to its end. Errors are std::error_code (ism::errc for the link's): the end of the
+// peer's stream is errc::end_of_stream, once per end, after everything sent before it
+// (where Asio's own streams say boost::asio::error::eof).
 //
 // The core Channel stays Boost-free and is driven with an injected clock in the unit
 // tests and the fuzzer; this layer only adapts completions, and owns no state of the link.
@@ -57,6 +59,13 @@ public:
 
     [[nodiscard]] Channel& channel() const noexcept { return *channel_; }
     [[nodiscard]] executor_type get_executor() const noexcept { return executor_; }
+
+    /// Channel::shutdown_send and Channel::close: the peer's receives and reads complete
+    /// with errc::end_of_stream after what was sent before; close completes this
+    /// channel's pending operations with std::errc::operation_canceled (posted, as every
+    /// completion). The channel opens again with Link::open_channel.
+    void shutdown_send() { channel_->shutdown_send(); }
+    void close() { channel_->close(); }
 
     /// Channel::async_send: completes once the peer's application has the message (or
     /// with the error; it may then have arrived or not). `data` stays valid until then.

@@ -50,7 +50,8 @@ public:
     /// bad_argument (channel not open), message_too_large (above our max_message or the
     /// one the peer announced), peer_gone (link down), no_peer_channel (the peer's end
     /// has fewer channels than this index) or mode_mismatch (the peer has the channel
-    /// open in the other mode).
+    /// open in the other mode), channel_closed (our sending side is shut). A send
+    /// pending when the peer closes its end completes with errc::peer_closed.
     OpId async_send(std::span<const std::byte> data, SendHandler done);
     /// Like async_send, but `done` runs as soon as every byte is in the peer's ring: the
     /// buffer is reusable then, without waiting a round trip for the peer's application.
@@ -58,6 +59,10 @@ public:
     /// handler tell of a loss); refusals and failures before the last byte went out are.
     /// Both are refused with send_queue_full while LinkOptions::send_queue are pending.
     OpId async_write(std::span<const std::byte> data, SendHandler done);
+    /// Receives and reads complete with errc::end_of_stream once for each time the peer
+    /// ended its sending side (shutdown_send, close), after everything it sent before; a
+    /// receive after that waits for what the peer sends once it opens again.
+    ///
     /// Message mode: the next message, in a vector of its own (one allocation and one
     /// copy more than the receive below).
     OpId async_receive(ReceiveHandler done);
@@ -69,6 +74,19 @@ public:
     /// Stream mode: at least one byte, at most buffer.size(), into `buffer` (valid until
     /// `done` runs).
     OpId async_read_some(std::span<std::byte> buffer, ReadHandler done);
+    /// Ends our sending side (half-close): the peer's receives and reads complete with
+    /// errc::end_of_stream after every byte and message sent before, while the other
+    /// direction keeps flowing. Later sends are refused with errc::channel_closed until
+    /// the channel is closed and opened again. Nothing happens on a closed channel.
+    void shutdown_send();
+    /// Closes our end (docs/protocol.md section 5, "Closing a channel"): every pending
+    /// receive, read and send completes with std::errc::operation_canceled (a send whose
+    /// bytes went out may still arrive; one begun is still written to its end), the peer
+    /// reads end_of_stream after what we sent before and is told false, and what the peer
+    /// sent that we did not read is dropped, up to the end of its current stream. The
+    /// channel is opened again with Link::open_channel, in either mode; until then its
+    /// operations are refused with bad_argument. Nothing happens on a closed channel.
+    void close();
     /// Cancels a receive or read that has not begun taking a message or bytes, or a send
     /// none of whose bytes went out: it completes with std::errc::operation_canceled, and
     /// the channel stays usable. False when `op` is unknown, done or already begun.
@@ -77,9 +95,10 @@ public:
     /// Link::up() is the state now.
     void set_state_handler(StateHandler handler) { on_state_ = std::move(handler); }
     /// Told true when the peer opens its end of this channel (its channel set, docs/
-    /// protocol.md section 4), and false when the link that carried that goes down.
-    /// Changes only; peer_open() is the state now. (Closing a channel within an epoch is
-    /// not in protocol version 2: a peer's end stays open until the link goes down.)
+    /// protocol.md section 4), false when the peer closes it (at once, not after the data
+    /// it sent before: that is still delivered, then end_of_stream) and when the link
+    /// that carried it goes down. A peer closing and reopening quickly is told false,
+    /// then true. Changes only; peer_open() is the state now.
     void set_peer_handler(StateHandler handler) { on_peer_ = std::move(handler); }
     [[nodiscard]] bool peer_open() const noexcept;
 

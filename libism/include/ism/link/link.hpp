@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // Link: one end of the DMB transport between two ISM functions, with multiplexed
-// channels (docs/protocol.md, version 2).
+// channels (docs/protocol.md, version 3).
 //
 // The link is a state machine with no thread and no event loop of its own: its owner
 // calls on_event() for the peer's OFFER/RESET events, on_peer_disabled() for the device's
@@ -113,7 +113,8 @@ public:
     /// channel. Nothing happens while the link is down or stopped.
     void reset(uint32_t channel, std::error_code why);
     /// Opens channel `index` (< options.channels) in `mode`; data the peer sent on it
-    /// before waits in its ring. Opening an open channel returns it unchanged.
+    /// before waits in its ring. Opening an open channel returns it unchanged; a closed
+    /// one (Channel::close) opens again, in either mode.
     Channel& open_channel(uint32_t index, ChannelMode mode);
     /// Channel `index` if it was opened, else null.
     [[nodiscard]] const Channel* channel(uint32_t index) const noexcept;
@@ -170,6 +171,11 @@ private:
     bool announce_channels();
     bool take_peer_channels(uint64_t word);
     void check_modes(ChannelImpl& ch);
+    bool take_peer_fin(ChannelImpl& ch, uint64_t word);
+    void end_tx_session(ChannelImpl& ch, std::error_code why);
+    bool write_fin(ChannelImpl& ch);
+    void pass_fin(ChannelImpl& ch);
+    void discard_rx(ChannelImpl& ch);
     [[nodiscard]] bool reserved_area_clear() const noexcept;
     /// Tears the epoch down: sends RESET(`reason`) when given, fails every waiter (with
     /// link_reset after a reset either side sent, peer_gone otherwise), drops our DMB and
@@ -187,6 +193,8 @@ private:
     bool service_rx(ChannelImpl& ch);
     bool serve_messages(ChannelImpl& ch);
     template <class Op>
+    void end_of_stream(Op& op);
+    template <class Op>
     void hand_over(ChannelImpl& ch, Op& op, std::vector<std::byte>&& message);
     bool service_tx(ChannelImpl& ch);
     bool write_message(ChannelImpl& ch);
@@ -198,6 +206,7 @@ private:
     void complete_sends(ChannelImpl& ch, uint64_t cons);
     void harvest_confirmations();
     void fail_waiters(ChannelImpl& ch, std::error_code why);
+    void fail_receivers(ChannelImpl& ch, std::error_code why);
 
     [[nodiscard]] std::span<const std::byte> rx_ring(uint32_t c) const noexcept;
     [[nodiscard]] uint64_t load_cursor(std::size_t offset) const noexcept;
@@ -221,8 +230,9 @@ private:
     uint32_t tx_ring_ = 0;      // ring size in the peer's DMB (we announce it)
     uint32_t rx_channels_ = 0;  // geometry of our DMB, as the peer announced it
     uint32_t rx_ring_ = 0;
-    uint32_t peer_max_message_ = 0;  // as the peer announced it
-    uint64_t peer_channels_ = 0;     // the peer's ChannelSet word, as last taken
+    uint32_t peer_max_message_ = 0;     // as the peer announced it
+    uint64_t peer_channels_ = 0;        // the peer's ChannelSet word, as last taken
+    bool peer_channels_stale_ = false;  // a close mark was seen: take the set again
 
     bool wrote_cb_ = false;  // our control block is in the peer's DMB for its epoch
     bool accepted_ = false;  // the peer's control block in our DMB names our epoch

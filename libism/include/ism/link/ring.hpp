@@ -25,7 +25,16 @@ public:
 
     /// The producer cursor as last accepted.
     [[nodiscard]] uint64_t producer() const noexcept { return prod_; }
-    [[nodiscard]] uint64_t available() const noexcept { return prod_ - consumed_; }
+    /// Bytes readable: up to the producer cursor, or to the stop where it is lower.
+    [[nodiscard]] uint64_t available() const noexcept
+    {
+        return (prod_ < stop_ ? prod_ : stop_) - consumed_;
+    }
+    /// Reading stops at `cursor` (an end-of-stream mark begins there) until clear_stop().
+    void set_stop(uint64_t cursor) noexcept { stop_ = cursor; }
+    void clear_stop() noexcept { stop_ = UINT64_MAX; }
+    /// The consumer cursor last returned to the writer.
+    [[nodiscard]] uint64_t returned() const noexcept { return published_; }
     /// Cursor of the next byte to read.
     [[nodiscard]] uint64_t cursor() const noexcept { return consumed_; }
     [[nodiscard]] std::size_t read_offset() const noexcept
@@ -59,6 +68,7 @@ private:
     uint64_t consumed_ = 0;
     uint64_t released_ = 0;
     uint64_t published_ = 0;
+    uint64_t stop_ = UINT64_MAX;
 };
 
 class TxRing {

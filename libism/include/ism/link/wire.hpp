@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// The link's wire format (docs/protocol.md, version 2): events, the control block, the
+// The link's wire format (docs/protocol.md, version 3): events, the control block, the
 // cursor areas and message records in a DMB.
 //
 // The peer writes this memory. Every parse function takes bytes that were already copied
@@ -15,7 +15,7 @@
 
 namespace ism::link {
 
-inline constexpr uint8_t kProtocolVersion = 2;
+inline constexpr uint8_t kProtocolVersion = 3;
 inline constexpr uint32_t kControlMagic = 0x49534D4C;  // "ISML"
 
 // Events (SIGNAL_IEQ codes).
@@ -26,7 +26,10 @@ inline constexpr uint32_t kEventReset = 0x49534C02;
 inline constexpr std::size_t kControlBlockSize = 64;
 inline constexpr std::size_t kProducerCursorsOffset = 64;
 inline constexpr std::size_t kConsumerCursorsOffset = 320;
-inline constexpr std::size_t kReservedAreaOffset = 576;  // to kRingAreaOffset: zero
+// u64 fin[32]: where each channel's latest end-of-stream mark ends (docs/protocol.md
+// section 5, "Closing a channel").
+inline constexpr std::size_t kFinOffset = 576;
+inline constexpr std::size_t kReservedAreaOffset = 832;  // to kRingAreaOffset: zero
 inline constexpr std::size_t kRingAreaOffset = 1024;
 // Both cursor areas and the reserved bytes after them: what a new epoch zeroes.
 inline constexpr std::size_t kCursorAreaSize = kRingAreaOffset - kControlBlockSize;
@@ -40,6 +43,14 @@ inline constexpr std::size_t kMaxMessageSize = std::size_t{16} << 20;
 inline constexpr uint32_t kMaxKeepaliveMs = 3'600'000;  // an hour
 inline constexpr unsigned kMinDmbShift = 14;            // 16 KiB
 inline constexpr unsigned kMaxDmbShift = 20;            // 1 MiB
+
+// A fin word: bit 63 CLOSE (the writer closed its whole end, not only its sending side),
+// bit 62 STREAM (the data before the mark was written in byte-stream mode), bits 0..61
+// the producer cursor just after the 8-byte mark.
+inline constexpr uint64_t kFinClose = uint64_t{1} << 63;
+inline constexpr uint64_t kFinStream = uint64_t{1} << 62;
+inline constexpr uint64_t kFinCursorMask = kFinStream - 1;
+inline constexpr std::size_t kFinMarkSize = 8;
 
 // Message records.
 inline constexpr std::size_t kRecordHeaderSize = 8;

@@ -7,6 +7,7 @@
 // through the handler's executor (never inline) and per-operation cancellation.
 #include "ism/link/async_channel.hpp"
 
+#include <array>
 #include <memory>
 #include <optional>
 
@@ -162,3 +163,43 @@ TEST_F(LinkInMemoryAsyncChannel, AWriteLetsACoroutineReuseItsBufferAtOnce)
 }
 
 }  // namespace
+
+TEST_F(LinkInMemoryAsyncChannel, AStreamReadsItsBytesThenEndOfStreamAndACloseCancelsAtOnce)
+{
+    make();
+    AsyncChannel a(a_->link.open_channel(2, ChannelMode::stream), io_.get_executor());
+    AsyncChannel b(b_->link.open_channel(2, ChannelMode::stream), io_.get_executor());
+    start_both();
+    const auto bytes = pattern(5000, 4);
+    std::vector<std::byte> got;
+    std::optional<std::error_code> end;
+    asio::co_spawn(
+        io_,
+        [&]() -> asio::awaitable<void> {
+            std::array<std::byte, 700> buf{};
+            for (;;) {
+                auto [ec, n] = co_await b.async_read_some(buf, asio::as_tuple(asio::use_awaitable));
+                if (ec) {
+                    end = ec;
+                    co_return;
+                }
+                got.insert(got.end(), buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(n));
+            }
+        },
+        asio::detached);
+    a.async_write(bytes, [](std::error_code) {});
+    a.shutdown_send();
+    run();
+    ASSERT_TRUE(end.has_value());
+    EXPECT_EQ(*end, errc::end_of_stream);
+    EXPECT_EQ(got, bytes);
+    // a's pending read completes with operation_canceled when a closes, posted.
+    std::optional<std::error_code> read;
+    std::array<std::byte, 16> small{};
+    a.async_read_some(small, [&](std::error_code ec, std::size_t) { read = ec; });
+    a.close();
+    EXPECT_FALSE(read.has_value()) << "never inline";
+    run();
+    ASSERT_TRUE(read.has_value());
+    EXPECT_EQ(*read, std::errc::operation_canceled);
+}

@@ -138,10 +138,82 @@ TEST_F(LinkInMemoryHostile, ChannelOpenBeyondTheWritersCount)
     expect_reset(ResetReason::control, 0);
 }
 
-TEST_F(LinkInMemoryHostile, ChannelClosedWithoutReset)
+TEST_F(LinkInMemoryHostile, AChannelClearedInTheSetIsAClosedEndNotAViolation)
 {
-    put64(ChannelSet::kOffset, ChannelSet{0, 0}.pack());
-    expect_reset(ResetReason::control, 0);
+    // Version 3: a cleared open bit is a close (docs/protocol.md section 4).
+    std::vector<bool> told;
+    rx_->set_peer_handler([&](bool open) { told.push_back(open); });
+    put64(ChannelSet::kOffset, ChannelSet{0b100, 0}.pack());
+    a_->link.poll(now_);
+    a_->link.tick(now_ + LinkOptions{}.keepalive_interval);
+    pump();
+    EXPECT_TRUE(a_->link.up());
+    EXPECT_EQ(a_->last(LinkEvent::Kind::reset_sent), nullptr);
+    EXPECT_EQ(told, (std::vector<bool>{false}));
+    EXPECT_FALSE(rx_->peer_open());
+}
+
+// --- End-of-stream marks (docs/protocol.md section 5, "Closing a channel").
+
+TEST_F(LinkInMemoryHostile, FinWordBeyondTheCreditReturned)
+{
+    put64(kFinOffset + 8 * 3, ring() + 16);
+    expect_reset(ResetReason::producer, 3);
+}
+
+TEST_F(LinkInMemoryHostile, FinWordMarkingBytesAlreadyRead)
+{
+    a_dmb()[kRingAreaOffset + 3 * ring() + 4] = std::byte{kRecordFirst | kRecordLast};
+    put64(kProducerCursorsOffset + 8 * 3, 8);  // one empty message
+    std::optional<std::error_code> got;
+    rx_->async_receive([&](std::error_code ec, const std::vector<std::byte>&) { got = ec; });
+    a_->link.poll(now_);
+    ASSERT_TRUE(got.has_value());
+    ASSERT_FALSE(*got);
+    put64(kFinOffset + 8 * 3, 8);  // a mark over the message's record
+    expect_reset(ResetReason::producer, 3);
+}
+
+TEST_F(LinkInMemoryHostile, FinWordChangedBeforeItsMarkWasPassed)
+{
+    put64(kFinOffset + 8 * 3, 16);
+    a_->link.poll(now_);
+    ASSERT_TRUE(a_->link.up());
+    put64(kFinOffset + 8 * 3, 24);
+    expect_reset(ResetReason::producer, 3);
+}
+
+TEST_F(LinkInMemoryHostile, FinWordOfAMessageChannelNotOnARecordBoundary)
+{
+    put64(kFinOffset + 8 * 3, 12);
+    expect_reset(ResetReason::producer, 3);
+}
+
+TEST_F(LinkInMemoryHostile, FinWordBelowTheMarksSize)
+{
+    put64(kFinOffset + 8 * 3, kFinStream | 4);
+    expect_reset(ResetReason::producer, 3);
+}
+
+TEST_F(LinkInMemoryHostile, FinWordOnAChannelBeyondTheCounts)
+{
+    put64(kFinOffset + 8 * 20, 8);
+    expect_reset(ResetReason::channel, 20);
+}
+
+TEST_F(LinkInMemoryHostile, MarkInsideAMessage)
+{
+    // A first piece of 8 bytes (no LAST), then a mark where the next piece should be.
+    std::array<std::byte, 8> h{};
+    h[3] = std::byte{8};
+    h[4] = std::byte{kRecordFirst};
+    std::memcpy(a_dmb().data() + kRingAreaOffset + 3 * ring(), h.data(), h.size());
+    put64(kFinOffset + 8 * 3, 24);
+    put64(kProducerCursorsOffset + 8 * 3, 24);
+    std::error_code got;
+    rx_->async_receive([&](std::error_code ec, const std::vector<std::byte>&) { got = ec; });
+    expect_reset(ResetReason::record, 3);
+    EXPECT_EQ(got, errc::link_reset);
 }
 
 TEST_F(LinkInMemoryHostile, TheResetPeersWaitersGetLinkReset)
@@ -173,6 +245,23 @@ TEST_F(LinkInMemoryHostile, OfferWithNoCommonVersionIsAnsweredWithReset)
     ASSERT_NE(e, nullptr);
     EXPECT_EQ(e->reason, ResetReason::version);
     EXPECT_TRUE(a_->link.up()) << "a refused stranger does not take the link down";
+}
+
+TEST_F(LinkInMemoryHostile, AVersionTwoPeerIsAnsweredWithResetReasonVersion)
+{
+    // Version 3 gave closing channels the fin words: a version-2 peer would take them for
+    // reserved bytes, so libism does not speak version 2 (docs/protocol.md section 8).
+    ASSERT_EQ(kProtocolVersion, 3);
+    Offer old{0x77'0000'0000ULL, 9, 1, 2, 256 * 1024};
+    a_->link.on_event(kEventOffer, old.pack(), now_);
+    const LinkEvent* e = a_->last(LinkEvent::Kind::offer_refused);
+    ASSERT_NE(e, nullptr);
+    EXPECT_EQ(e->reason, ResetReason::version);
+    bool sent = false;
+    for (auto [code, info] : a_->port.sent_events)
+        sent |=
+            code == kEventReset && (info & 0xFFFF) == static_cast<uint16_t>(ResetReason::version);
+    EXPECT_TRUE(sent);
 }
 
 TEST_F(LinkInMemoryHostile, GarbageOfferIsRefused)
