@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// The link's wire format (docs/protocol.md, version 2): events, the control block, the
+// The link's wire format (docs/protocol.md, version 3): events, the control block, the
 // cursor areas and message records in a DMB.
 //
 // The peer writes this memory. Every parse function takes bytes that were already copied
@@ -15,7 +15,7 @@
 
 namespace ism::link {
 
-inline constexpr uint8_t kProtocolVersion = 2;
+inline constexpr uint8_t kProtocolVersion = 3;
 inline constexpr uint32_t kControlMagic = 0x49534D4C;  // "ISML"
 
 // Events (SIGNAL_IEQ codes).
@@ -45,6 +45,9 @@ inline constexpr unsigned kMaxDmbShift = 20;            // 1 MiB
 inline constexpr std::size_t kRecordHeaderSize = 8;
 inline constexpr uint8_t kRecordFirst = 0x01;
 inline constexpr uint8_t kRecordLast = 0x02;
+// The first piece of a message of several (FIRST without LAST) begins its payload with
+// the message's total length, u64 big-endian, counted in the record's length (version 3).
+inline constexpr std::size_t kRecordTotalSize = 8;
 
 /// Why a link was reset (carried in RESET events and reported to the link's owner).
 enum class ResetReason : uint16_t {

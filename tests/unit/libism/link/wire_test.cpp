@@ -81,7 +81,7 @@ TEST(LinkWire, ControlBlockBytesAreTheDocumentedLayout)
     valid_block().encode(b);
     // clang-format off
     const std::vector<int> expect{
-        0x49, 0x53, 0x4D, 0x4C, 2, 16, 0x12, 0x34,  // magic, version, channels, writer_epoch
+        0x49, 0x53, 0x4D, 0x4C, 3, 16, 0x12, 0x34,  // magic, version, channels, writer_epoch
         0x56, 0x78, 0, 0, 0x00, 0x00, 0xFF, 0xC0,    // peer_epoch, reserved, ring_size
         0, 0, 0, 0x42, 0, 0, 0, 0,                   // writer_token
         0, 0, 0, 0, 0, 0, 0, 7,                      // keepalive
