@@ -1,0 +1,219 @@
+// SPDX-License-Identifier: MIT
+// Suite LinkBudgetInMemory: the receive budget (LinkOptions::rx_budget, docs/protocol.md
+// section 9) between two links in memory.
+// Suites are named subject, tier, variant (README, Tests): no tier word = one piece on bytes
+// (unit), InMemory = links in one process (unit), TwoProcess = integration; Hostile = the test
+// is a broken or hostile peer.
+#include <functional>
+#include <map>
+#include <optional>
+#include <vector>
+
+#include "link_pair_fixture.hpp"
+
+namespace ism::link::test {
+namespace {
+
+class LinkBudgetInMemory : public LinkInMemory {
+protected:
+    static LinkOptions with_budget(std::size_t budget, uint32_t channels = 8)
+    {
+        LinkOptions o = options(channels, 256 * 1024);
+        o.rx_budget = budget;
+        return o;
+    }
+
+    // Keeps a vector receive pending on `ch`, collecting what arrives.
+    void keep_receiving(Channel& ch, std::vector<std::vector<std::byte>>& into)
+    {
+        ch.async_receive([this, &ch, &into](std::error_code ec, std::vector<std::byte> m) {
+            if (ec)
+                return;
+            into.push_back(std::move(m));
+            keep_receiving(ch, into);
+        });
+    }
+
+    // A's messages on `ch` (which must outlive the sends), each confirmed (or failed)
+    // into `results`.
+    void send_all(Channel& ch, const std::vector<std::vector<std::byte>>& messages,
+                  std::vector<std::error_code>& results)
+    {
+        for (const auto& m : messages)
+            ch.async_send(m, [&results](std::error_code ec) { results.push_back(ec); });
+    }
+
+    [[nodiscard]] bool no_reset() const
+    {
+        return !a_->saw(LinkEvent::Kind::down) && !b_->saw(LinkEvent::Kind::down);
+    }
+};
+
+TEST_F(LinkBudgetInMemory, AFloodOn32ChannelsNeverHoldsMoreThanTheBudget)
+{
+    // 32 rings of 8128 bytes; messages from one record to eight rings' worth, every
+    // channel at once: far more than 64 KiB wants room at the same time.
+    constexpr std::size_t kBudget = 64 * 1024;
+    make(with_budget(kBudget, 32), with_budget(kBudget, 32));
+    std::vector<Channel*> tx, rx;
+    for (uint32_t c = 0; c < 32; ++c) {
+        tx.push_back(&a_->link.open_channel(c, ChannelMode::message));
+        rx.push_back(&b_->link.open_channel(c, ChannelMode::message));
+    }
+    start_both();
+    std::vector<std::vector<std::byte>> messages;
+    for (std::size_t size : {100U, 3000U, 20'000U, 500U, 64U * 1024, 7U, 40'000U, 1U})
+        messages.push_back(pattern(size, static_cast<unsigned>(size)));
+    std::vector<std::vector<std::vector<std::byte>>> got(32);
+    std::vector<std::vector<std::error_code>> sent(32);
+    for (uint32_t c = 0; c < 32; ++c) {
+        keep_receiving(*rx[c], got[c]);
+        send_all(*tx[c], messages, sent[c]);
+    }
+    pump(1'000'000);
+    EXPECT_TRUE(no_reset()) << "back-pressure, not a reset";
+    for (uint32_t c = 0; c < 32; ++c) {
+        ASSERT_EQ(sent[c].size(), messages.size()) << "channel " << c;
+        for (const auto& ec : sent[c])
+            EXPECT_FALSE(ec) << ec.message();
+        ASSERT_EQ(got[c].size(), messages.size()) << "every message once, channel " << c;
+        for (std::size_t i = 0; i < messages.size(); ++i)
+            EXPECT_EQ(got[c][i], messages[i]) << "in order: channel " << c << " message " << i;
+    }
+    EXPECT_LE(b_->link.rx_held_peak(), kBudget);
+    EXPECT_GE(b_->link.rx_held_peak(), 64U * 1024) << "the flood filled the budget";
+    EXPECT_EQ(b_->link.rx_held(), 0U) << "everything handed over";
+}
+
+TEST_F(LinkBudgetInMemory, AStalledChannelHoldsNoMoreThanTheBudgetAndTheOthersFlow)
+{
+    // Channel 0's application took one message and stopped: what the link reads ahead
+    // for it stays within the budget, its sender waits, and channel 1 (vectors) and
+    // channel 2 (a caller's buffer, messages four times the budget) go on.
+    constexpr std::size_t kBudget = 16 * 1024;
+    make(with_budget(kBudget), with_budget(kBudget));
+    Channel& stalled_tx = a_->link.open_channel(0, ChannelMode::message);
+    Channel& stalled_rx = b_->link.open_channel(0, ChannelMode::message);
+    Channel& vec_tx = a_->link.open_channel(1, ChannelMode::message);
+    Channel& vec_rx = b_->link.open_channel(1, ChannelMode::message);
+    Channel& buf_tx = a_->link.open_channel(2, ChannelMode::message);
+    Channel& buf_rx = b_->link.open_channel(2, ChannelMode::message);
+    start_both();
+
+    std::vector<std::vector<std::byte>> small;
+    for (unsigned i = 0; i < 300; ++i)
+        small.push_back(pattern(1000, i));
+    std::vector<std::vector<std::byte>> first;
+    stalled_rx.async_receive([&](std::error_code ec, std::vector<std::byte> m) {
+        if (!ec)
+            first.push_back(std::move(m));
+    });
+    std::vector<std::error_code> stalled_sent;
+    send_all(stalled_tx, small, stalled_sent);
+    pump(1'000'000);
+    ASSERT_EQ(first.size(), 1U);
+    EXPECT_GT(b_->link.rx_held(), 0U) << "read ahead for the stalled channel";
+    EXPECT_LE(b_->link.rx_held(), kBudget);
+
+    std::vector<std::vector<std::byte>> mixed;
+    for (std::size_t size : {500U, 12'000U, 3000U, 15'000U, 16U * 1024})
+        mixed.push_back(pattern(size, static_cast<unsigned>(size)));
+    std::vector<std::vector<std::byte>> vec_got;
+    std::vector<std::error_code> vec_sent;
+    keep_receiving(vec_rx, vec_got);
+    send_all(vec_tx, mixed, vec_sent);
+
+    const auto big = pattern(64 * 1024, 5);
+    std::vector<std::byte> buffer(big.size());
+    std::vector<std::error_code> buf_sent;
+    std::size_t buf_got = 0;
+    std::function<void()> receive_into = [&] {
+        buf_rx.async_receive(std::span(buffer), [&](std::error_code ec, std::size_t n) {
+            if (ec || n != big.size() || !std::equal(big.begin(), big.end(), buffer.begin()))
+                return;
+            ++buf_got;
+            receive_into();
+        });
+    };
+    receive_into();
+    const std::vector<std::vector<std::byte>> bigs{big, big, big};
+    send_all(buf_tx, bigs, buf_sent);
+    pump(1'000'000);
+
+    EXPECT_EQ(vec_got, mixed) << "the vector channel got everything, in order";
+    EXPECT_EQ(vec_sent.size(), mixed.size());
+    EXPECT_EQ(buf_got, 3U) << "messages of four budgets, into the caller's buffer";
+    EXPECT_EQ(buf_sent.size(), 3U);
+    EXPECT_LT(stalled_sent.size(), small.size()) << "the stalled channel's sender waits";
+    EXPECT_LE(b_->link.rx_held_peak(), kBudget);
+    EXPECT_TRUE(no_reset());
+
+    // The stalled application comes back: every message, once, in order, none lost to
+    // the room the others took meanwhile.
+    keep_receiving(stalled_rx, first);
+    pump(1'000'000);
+    ASSERT_EQ(first.size(), small.size());
+    for (std::size_t i = 0; i < small.size(); ++i)
+        EXPECT_EQ(first[i], small[i]) << "message " << i;
+    EXPECT_EQ(stalled_sent.size(), small.size());
+    EXPECT_EQ(b_->link.rx_held(), 0U);
+}
+
+TEST_F(LinkBudgetInMemory, AMessageLargerThanTheBudgetReachesAVectorReceiverWhenNothingElseIsHeld)
+{
+    // The link holds messages read ahead for a stalled channel; a receiver asks for a
+    // message of twelve budgets on another. Those messages are still in their ring whole:
+    // they make way, the large message comes through alone, and the stalled channel's
+    // messages come later, once each. No deadlock, no loss.
+    constexpr std::size_t kBudget = 16 * 1024;
+    make(with_budget(kBudget), with_budget(kBudget));
+    Channel& stalled_tx = a_->link.open_channel(3, ChannelMode::message);
+    Channel& stalled_rx = b_->link.open_channel(3, ChannelMode::message);
+    Channel& tx = a_->link.open_channel(4, ChannelMode::message);
+    Channel& rx = b_->link.open_channel(4, ChannelMode::message);
+    start_both();
+    std::vector<std::vector<std::byte>> held;
+    std::vector<std::vector<std::byte>> stalled_got;
+    for (unsigned i = 0; i < 20; ++i)
+        held.push_back(pattern(700, i));
+    std::optional<std::error_code> cancelled;
+    // A receive posted and cancelled: the channel reads ahead for vectors from then on.
+    const auto id = stalled_rx.async_receive(
+        [&](std::error_code ec, std::vector<std::byte>) { cancelled = ec; });
+    ASSERT_TRUE(stalled_rx.cancel(id));
+    std::vector<std::error_code> stalled_sent;
+    send_all(stalled_tx, held, stalled_sent);
+    pump(1'000'000);
+    ASSERT_GT(b_->link.rx_held(), 0U) << "messages read ahead and held";
+
+    const auto large = pattern(200 * 1024, 11);
+    std::vector<std::vector<std::byte>> got;
+    std::vector<std::error_code> sent;
+    keep_receiving(rx, got);
+    const std::vector<std::vector<std::byte>> larges{large};
+    send_all(tx, larges, sent);
+    pump(1'000'000);
+    ASSERT_EQ(got.size(), 1U) << "the large message came through";
+    EXPECT_EQ(got[0], large);
+    ASSERT_EQ(sent.size(), 1U);
+    EXPECT_FALSE(sent[0]);
+    EXPECT_EQ(b_->link.rx_held_peak(), large.size()) << "alone: nothing else held with it";
+    EXPECT_TRUE(no_reset());
+
+    keep_receiving(stalled_rx, stalled_got);
+    pump(1'000'000);
+    EXPECT_EQ(stalled_got, held) << "the messages that made way, once each, in order";
+    EXPECT_EQ(b_->link.rx_held(), 0U);
+}
+
+TEST_F(LinkBudgetInMemory, ABudgetOfNothingIsRefused)
+{
+    LinkOptions o;
+    o.rx_budget = 0;
+    EXPECT_EQ(o.validate().error(), errc::bad_argument);
+    o.rx_budget = 1;
+    EXPECT_TRUE(o.validate());
+}
+
+}  // namespace
+}  // namespace ism::link::test
