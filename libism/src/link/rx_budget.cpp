@@ -41,10 +41,19 @@ bool Link::admit(ChannelImpl& ch, std::size_t total, bool whole)
         rx_waiter_.reset();
     const std::size_t kept = rx_waiter_ && *rx_waiter_ != ch.index_ ? rx_waiter_needs_ : 0;
     const std::size_t budget = opt_.rx_budget;
-    const auto fits = [&] { return kept <= budget && rx_held_ + total <= budget - kept; };
-    if (!fits() && demand)
-        evict(ch, total + kept);
-    if (!fits() && !(demand && kept == 0 && rx_held_ == 0)) {
+    const auto fits = [&](std::size_t held) {
+        return kept <= budget && held + total <= budget - kept;
+    };
+    // One message larger than the whole budget goes through when it is all the link holds.
+    const auto alone = [&](std::size_t held) { return demand && kept == 0 && held == 0; };
+    // Messages read ahead make way, but only when that lets this one in: evicting for a
+    // receiver that still waits would have them read again and evicted again, forever.
+    if (demand && !fits(rx_held_)) {
+        const std::size_t after = rx_held_ - evictable(ch);
+        if (after < rx_held_ && (fits(after) || alone(after)))
+            evict(ch, total + kept);
+    }
+    if (!fits(rx_held_) && !alone(rx_held_)) {
         ch.budget_wait_ = true;
         if (demand && !rx_waiter_) {
             rx_waiter_ = ch.index_;
@@ -74,18 +83,41 @@ void Link::uncharge(ChannelImpl& ch, std::size_t n) noexcept
         rx_freed_ = true;
 }
 
+namespace {
+
+// Messages read ahead whose room was not given back yet are still in their ring, as the
+// writer stored them: the inbox from the first of them on can be dropped and read again.
+auto evictable_from(ChannelImpl& d)
+{
+    if (!d.rx_ || d.reader_.in_message())
+        return d.inbox_.end();
+    const uint64_t released = d.rx_->released();
+    return std::find_if(d.inbox_.begin(), d.inbox_.end(),
+                        [&](const auto& m) { return m.begin >= released; });
+}
+
+}  // namespace
+
+std::size_t Link::evictable(const ChannelImpl& keep) const
+{
+    std::size_t n = 0;
+    for (const auto& d : channels_) {
+        if (d.get() == &keep)
+            continue;
+        for (auto it = evictable_from(*d); it != d->inbox_.end(); ++it)
+            n += it->message.size();
+    }
+    return n;
+}
+
 void Link::evict(const ChannelImpl& keep, std::size_t need)
 {
-    // Messages read ahead whose room was not given back yet are still in their rings, as
-    // the writer stored them: drop them, and read them again when there is room.
     for (auto& d : channels_) {
         if (rx_held_ + need <= opt_.rx_budget)
             return;
-        if (d.get() == &keep || !d->rx_ || d->inbox_.empty() || d->reader_.in_message())
+        if (d.get() == &keep)
             continue;
-        const uint64_t released = d->rx_->released();
-        const auto from = std::find_if(d->inbox_.begin(), d->inbox_.end(),
-                                       [&](const auto& m) { return m.begin >= released; });
+        const auto from = evictable_from(*d);
         if (from == d->inbox_.end())
             continue;
         d->rx_->rewind(from->begin);

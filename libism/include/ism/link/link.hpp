@@ -207,6 +207,7 @@ private:
     bool admit(ChannelImpl& ch, std::size_t total, bool whole);
     void charge(ChannelImpl& ch, std::size_t n) noexcept;
     void uncharge(ChannelImpl& ch, std::size_t n) noexcept;
+    [[nodiscard]] std::size_t evictable(const ChannelImpl& keep) const;
     void evict(const ChannelImpl& keep, std::size_t need);
     bool wake_budget_waiters();
     void forget_budget(ChannelImpl& ch) noexcept;

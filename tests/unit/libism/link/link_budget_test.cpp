@@ -4,6 +4,7 @@
 // Suites are named subject, tier, variant (README, Tests): no tier word = one piece on bytes
 // (unit), InMemory = links in one process (unit), TwoProcess = integration; Hostile = the test
 // is a broken or hostile peer.
+#include <array>
 #include <functional>
 #include <map>
 #include <optional>
@@ -204,6 +205,68 @@ TEST_F(LinkBudgetInMemory, AMessageLargerThanTheBudgetReachesAVectorReceiverWhen
     pump(1'000'000);
     EXPECT_EQ(stalled_got, held) << "the messages that made way, once each, in order";
     EXPECT_EQ(b_->link.rx_held(), 0U);
+}
+
+TEST_F(LinkBudgetInMemory, TheFirstReceiverWaitingForRoomHasItKeptUntilItIsCancelled)
+{
+    // Rings of 8064 bytes. Channel 1's message (12 KiB of a 16 KiB budget) is half in:
+    // its sender stopped. Channel 2 asks for 8 KiB, which does not fit: it waits, and the
+    // room it needs is kept, so channel 3's 2 KiB (which would fit on its own) waits too.
+    // Cancelling channel 2's receive gives the room to channel 3.
+    constexpr std::size_t kBudget = 16 * 1024;
+    LinkOptions o = with_budget(kBudget);
+    o.dmb_size = 64 * 1024;
+    make(o, o);
+    std::array<Channel*, 4> tx{}, rx{};
+    for (uint32_t c = 1; c < 4; ++c) {
+        tx[c] = &a_->link.open_channel(c, ChannelMode::message);
+        rx[c] = &b_->link.open_channel(c, ChannelMode::message);
+    }
+    start_both();
+    const auto partial = pattern(12 * 1024, 1);
+    const auto wants = pattern(8 * 1024, 2);
+    const auto fits = pattern(2 * 1024, 3);
+    std::array<std::vector<std::vector<std::byte>>, 4> got;
+    std::array<std::vector<std::error_code>, 4> sent;
+    keep_receiving(*rx[1], got[1]);
+    tx[1]->async_send(partial, [&](std::error_code ec) { sent[1].push_back(ec); });
+    a_->port.hung = true;  // what is in the ring now is all of channel 1's message for a while
+    pump();
+    ASSERT_EQ(b_->link.rx_held(), partial.size()) << "charged whole at its first piece";
+    ASSERT_TRUE(got[1].empty());
+
+    std::optional<std::error_code> cancelled;
+    const auto id =
+        rx[2]->async_receive([&](std::error_code ec, std::vector<std::byte>) { cancelled = ec; });
+    tx[2]->async_send(wants, [&](std::error_code ec) { sent[2].push_back(ec); });
+    keep_receiving(*rx[3], got[3]);
+    tx[3]->async_send(fits, [&](std::error_code ec) { sent[3].push_back(ec); });
+    pump();
+    EXPECT_FALSE(cancelled);
+    EXPECT_TRUE(got[3].empty()) << "room kept for the receiver that waited first";
+    EXPECT_EQ(b_->link.rx_held(), partial.size());
+
+    ASSERT_TRUE(rx[2]->cancel(id));
+    pump();
+    EXPECT_EQ(cancelled, std::make_error_code(std::errc::operation_canceled));
+    ASSERT_EQ(got[3].size(), 1U) << "the kept room went to the next";
+    EXPECT_EQ(got[3][0], fits);
+
+    // The sender goes on: channel 1 completes, and channel 2's message, still in its ring,
+    // reaches the next receive.
+    a_->port.hung = false;
+    a_->port.signalled = true;
+    keep_receiving(*rx[2], got[2]);
+    pump();
+    ASSERT_EQ(got[1].size(), 1U);
+    EXPECT_EQ(got[1][0], partial);
+    ASSERT_EQ(got[2].size(), 1U);
+    EXPECT_EQ(got[2][0], wants);
+    for (uint32_t c = 1; c < 4; ++c)
+        EXPECT_EQ(sent[c], std::vector<std::error_code>{std::error_code{}}) << "channel " << c;
+    EXPECT_EQ(b_->link.rx_held(), 0U);
+    EXPECT_LE(b_->link.rx_held_peak(), kBudget);
+    EXPECT_TRUE(no_reset());
 }
 
 TEST_F(LinkBudgetInMemory, ABudgetOfNothingIsRefused)
