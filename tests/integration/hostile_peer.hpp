@@ -79,6 +79,16 @@ inline std::array<std::byte, kRecordHeaderSize> record(uint32_t length, uint8_t 
     return raw;
 }
 
+/// The payload of the first piece of a message of several: the message's total length,
+/// then `data` bytes of `fill` (docs/protocol.md section 5, version 3).
+inline std::vector<std::byte> first_payload(uint64_t total, std::size_t data,
+                                            std::byte fill = std::byte{0x11})
+{
+    std::vector<std::byte> p(kRecordTotalSize + data, fill);
+    store_be64(p, 0, total);
+    return p;
+}
+
 /// "key=123" out of one of the victim's lines.
 inline std::optional<unsigned long> field(const std::string& line, std::string_view key)
 {

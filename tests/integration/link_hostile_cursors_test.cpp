@@ -24,7 +24,7 @@ TEST_F(LinkTwoProcessHostile, ProducerCursorGoingBackwards)
     // A valid first piece of a longer message: nothing is delivered yet, and the victim
     // returns the record's room, so we know it took the cursor.
     const uint32_t c = 5;
-    std::vector<std::byte> payload(104, std::byte{0x5A});
+    const auto payload = first_payload(1000, 92, std::byte{0x5A});
     ASSERT_NO_FATAL_FAILURE(put_ring(c, 0, record(100, kRecordFirst)));
     ASSERT_NO_FATAL_FAILURE(put_ring(c, kRecordHeaderSize, payload));
     const uint64_t end = kRecordHeaderSize + 104;

@@ -47,18 +47,20 @@ TEST_F(LinkTwoProcessHostile, RecordLastWithoutFirst)
 TEST_F(LinkTwoProcessHostile, RecordFirstInsideMessage)
 {
     ASSERT_NO_FATAL_FAILURE(bring_up());
-    ASSERT_NO_FATAL_FAILURE(put_ring(8, 0, record(8, kRecordFirst)));
-    ASSERT_NO_FATAL_FAILURE(put_ring(8, 16, record(8, kRecordFirst | kRecordLast)));
-    ASSERT_NO_FATAL_FAILURE(set_prod(8, 32));
+    ASSERT_NO_FATAL_FAILURE(put_ring(8, 0, record(16, kRecordFirst)));
+    ASSERT_NO_FATAL_FAILURE(put_ring(8, kRecordHeaderSize, first_payload(100, 8)));
+    ASSERT_NO_FATAL_FAILURE(put_ring(8, 24, record(8, kRecordFirst | kRecordLast)));
+    ASSERT_NO_FATAL_FAILURE(set_prod(8, 40));
     ASSERT_NO_FATAL_FAILURE(expect_reset(ResetReason::record, 8));
 }
 
 TEST_F(LinkTwoProcessHostile, RecordEmptyPieceInsideMessage)
 {
     ASSERT_NO_FATAL_FAILURE(bring_up());
-    ASSERT_NO_FATAL_FAILURE(put_ring(9, 0, record(8, kRecordFirst)));
-    ASSERT_NO_FATAL_FAILURE(put_ring(9, 16, record(0, kRecordLast)));
-    ASSERT_NO_FATAL_FAILURE(set_prod(9, 24));
+    ASSERT_NO_FATAL_FAILURE(put_ring(9, 0, record(16, kRecordFirst)));
+    ASSERT_NO_FATAL_FAILURE(put_ring(9, kRecordHeaderSize, first_payload(100, 8)));
+    ASSERT_NO_FATAL_FAILURE(put_ring(9, 24, record(0, kRecordLast)));
+    ASSERT_NO_FATAL_FAILURE(set_prod(9, 32));
     ASSERT_NO_FATAL_FAILURE(expect_reset(ResetReason::record, 9));
 }
 
@@ -83,7 +85,7 @@ TEST_F(LinkTwoProcessHostile, CursorStopsInsideRecordHeader)
 {
     ASSERT_NO_FATAL_FAILURE(bring_up());
     // A first piece (delivers nothing), then a producer cursor 4 bytes into the next header.
-    std::vector<std::byte> payload(16, std::byte{0x11});
+    const auto payload = first_payload(100, 8);
     ASSERT_NO_FATAL_FAILURE(put_ring(11, 0, record(16, kRecordFirst)));
     ASSERT_NO_FATAL_FAILURE(put_ring(11, kRecordHeaderSize, payload));
     ASSERT_NO_FATAL_FAILURE(put_ring(11, 24, record(8, kRecordLast)));
@@ -94,20 +96,63 @@ TEST_F(LinkTwoProcessHostile, CursorStopsInsideRecordHeader)
 TEST_F(LinkTwoProcessHostile, MessageLongerThan16MiB)
 {
     // One channel announced, so that our one ring in the victim's DMB is as large as it
-    // gets. Exactly 16 MiB in a FIRST and middle pieces is still a message in progress;
-    // one more piece is past the largest message.
+    // gets. A first piece announcing 16 MiB is taken, and every piece up to the total
+    // (a message above the victim's budget, for a receiver while nothing else is held);
+    // a LAST piece going past it is one byte too long.
     ASSERT_NO_FATAL_FAILURE(bring_up(1));
     const std::size_t piece = 64 << 10;
     ASSERT_LE(piece + kRecordHeaderSize, tx_ring_);
+    ASSERT_NO_FATAL_FAILURE(
+        send_piece(0, first_payload(kMaxMessageSize, piece - kRecordTotalSize), kRecordFirst));
+    std::size_t sent = piece - kRecordTotalSize;
     std::vector<std::byte> payload(piece, std::byte{0x33});
-    uint8_t flags = kRecordFirst;
-    for (std::size_t sent = 0; sent < kMaxMessageSize; sent += piece, flags = 0)
-        ASSERT_NO_FATAL_FAILURE(send_piece(0, payload, flags));
+    for (; kMaxMessageSize - sent > piece; sent += piece)
+        ASSERT_NO_FATAL_FAILURE(send_piece(0, payload, 0));
     ASSERT_TRUE(wait_until([&] { return load_cursor(cons_offset(0)) == tx_prod_[0]; }, 5s))
-        << "the victim did not take 16 MiB of pieces";
+        << "the victim did not take the pieces of a 16 MiB message";
     EXPECT_EQ(count_lines("reset_sent "), 0U) << "16 MiB is not too long yet";
-    ASSERT_NO_FATAL_FAILURE(send_piece(0, std::span(payload).first(8), 0));
+    ASSERT_NO_FATAL_FAILURE(
+        send_piece(0, std::span(payload).first(kMaxMessageSize - sent + 8), kRecordLast));
     ASSERT_NO_FATAL_FAILURE(expect_reset(ResetReason::record, 0));
+}
+
+TEST_F(LinkTwoProcessHostile, FirstPieceWithoutItsTotal)
+{
+    // A version-2 first piece: 8 bytes of data where the total belongs, none after it.
+    ASSERT_NO_FATAL_FAILURE(bring_up());
+    ASSERT_NO_FATAL_FAILURE(send_piece(2, std::vector<std::byte>(8, std::byte{0}), kRecordFirst));
+    ASSERT_NO_FATAL_FAILURE(expect_reset(ResetReason::record, 2));
+}
+
+TEST_F(LinkTwoProcessHostile, FirstPieceAnnouncingMoreThanMaxMessage)
+{
+    // Refused at the first piece: the victim never waits for, nor allocates, the rest.
+    ASSERT_NO_FATAL_FAILURE(bring_up());
+    ASSERT_NO_FATAL_FAILURE(send_piece(3, first_payload(kMaxMessageSize + 1, 64), kRecordFirst));
+    ASSERT_NO_FATAL_FAILURE(expect_reset(ResetReason::record, 3));
+}
+
+TEST_F(LinkTwoProcessHostile, FirstPieceAnnouncingNoMoreThanItCarries)
+{
+    ASSERT_NO_FATAL_FAILURE(bring_up());
+    ASSERT_NO_FATAL_FAILURE(send_piece(5, first_payload(64, 64), kRecordFirst));
+    ASSERT_NO_FATAL_FAILURE(expect_reset(ResetReason::record, 5));
+}
+
+TEST_F(LinkTwoProcessHostile, LastPieceShortOfTheTotal)
+{
+    ASSERT_NO_FATAL_FAILURE(bring_up());
+    ASSERT_NO_FATAL_FAILURE(send_piece(7, first_payload(1000, 400), kRecordFirst));
+    ASSERT_NO_FATAL_FAILURE(send_piece(7, std::vector<std::byte>(599, std::byte{1}), kRecordLast));
+    ASSERT_NO_FATAL_FAILURE(expect_reset(ResetReason::record, 7));
+}
+
+TEST_F(LinkTwoProcessHostile, PieceReachingTheTotalWithoutLast)
+{
+    ASSERT_NO_FATAL_FAILURE(bring_up());
+    ASSERT_NO_FATAL_FAILURE(send_piece(13, first_payload(1000, 400), kRecordFirst));
+    ASSERT_NO_FATAL_FAILURE(send_piece(13, std::vector<std::byte>(600, std::byte{1}), 0));
+    ASSERT_NO_FATAL_FAILURE(expect_reset(ResetReason::record, 13));
 }
 
 }  // namespace

@@ -21,6 +21,7 @@ void ChannelImpl::reset_rings() noexcept
     tx_.reset();
     rx_.reset();
     reader_ = MessageReader(reader_.max_message());
+    link_->forget_budget(*this);
     inbox_.clear();
     inbox_bytes_ = 0;
     prod_dirty_ = cons_dirty_ = false;
@@ -78,6 +79,7 @@ void Channel::close()
     link_->fail_receivers(self, aborted);
     self.inbox_.clear();
     self.inbox_bytes_ = 0;
+    link_->forget_budget(self);
     self.read_ahead_ = false;
     // With the link down, or a peer without this channel, there is no stream to end.
     if (!link_->up_ || index_ >= link_->rx_channels_) {
@@ -238,6 +240,13 @@ bool Channel::cancel(OpId op)
         else
             link_->defer([h = std::move(it->into), aborted] { h(aborted, 0); });
         self.receivers_.erase(it);
+        // Room kept in the receive budget for this receiver goes to the others.
+        if (link_->rx_waiter_ == index_) {
+            link_->rx_waiter_.reset();
+            link_->rx_freed_ = true;
+            if (link_->up_)
+                (void)link_->wake_budget_waiters();
+        }
         return true;
     }
     for (auto it = self.reads_.begin(); it != self.reads_.end(); ++it) {

@@ -25,7 +25,7 @@ Result<void> LinkOptions::validate() const
         peer_keepalive_limit < keepalive_interval ||
         peer_keepalive_limit.count() > kMaxKeepaliveMs || offer_first.count() <= 0 ||
         offer_max < offer_first || max_message == 0 || max_message > kMaxMessageSize ||
-        send_queue == 0)
+        send_queue == 0 || rx_budget == 0)
         return fail(errc::bad_argument);
     return {};
 }

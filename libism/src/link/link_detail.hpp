@@ -123,6 +123,8 @@ public:
     };
     std::deque<Inbound> inbox_;
     std::size_t inbox_bytes_ = 0;
+    std::size_t held_ = 0;      // charged to the link's receive budget: inbox and assembly
+    bool budget_wait_ = false;  // a message waits in the ring for room in the budget
     std::deque<RecvOp> receivers_;
     bool read_ahead_ = false;  // the last receive asked for a vector: read ahead for it
     std::deque<ReadOp> reads_;

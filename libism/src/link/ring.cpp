@@ -29,6 +29,11 @@ void RxRing::release(uint64_t cursor) noexcept
     released_ = std::max(released_, std::min(cursor, consumed_));
 }
 
+void RxRing::rewind(uint64_t cursor) noexcept
+{
+    consumed_ = std::clamp(cursor, released_, consumed_);
+}
+
 bool RxRing::should_publish() const noexcept
 {
     const uint64_t unannounced = released_ - published_;

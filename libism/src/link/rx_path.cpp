@@ -162,10 +162,14 @@ bool Link::serve_messages(ChannelImpl& ch)
 {
     const auto ring = rx_ring(ch.index_);
     const auto pull = [&]() -> bool {
-        auto r = ch.reader_.poll(ring, *ch.rx_, [&ch](std::vector<std::byte>&& m) {
-            ch.inbox_bytes_ += m.size();
-            ch.inbox_.push_back({std::move(m), ch.reader_.message_begin()});
-        });
+        // A message is taken only when it fits in the receive budget (rx_budget.cpp).
+        auto r = ch.reader_.poll(
+            ring, *ch.rx_,
+            [this, &ch](std::size_t total, bool whole) { return admit(ch, total, whole); },
+            [&ch](std::vector<std::byte>&& m) {
+                ch.inbox_bytes_ += m.size();
+                ch.inbox_.push_back({std::move(m), ch.reader_.message_begin()});
+            });
         if (!r)
             violation(ResetReason::record, r.error(), ch.index_);
         return static_cast<bool>(r);
@@ -183,6 +187,7 @@ bool Link::serve_messages(ChannelImpl& ch)
                 continue;
             }
             ch.inbox_bytes_ -= message.size();
+            uncharge(ch, message.size());
             hand_over(ch, op, std::move(message));
         }
         if (ch.receivers_.empty())
@@ -260,6 +265,7 @@ bool Link::service_rx(ChannelImpl& ch)
                 auto in = std::move(ch.inbox_.front());
                 ch.inbox_.pop_front();
                 ch.inbox_bytes_ -= in.message.size();
+                uncharge(ch, in.message.size());
                 if (in.eof)
                     end_of_stream(op);
                 else
@@ -318,6 +324,9 @@ bool Link::service_rx(ChannelImpl& ch)
         rx.release_all();
     if (rx.should_publish())
         ch.cons_dirty_ = true;
+    // Room handed back to the budget: messages that waited for it may be taken now.
+    if (rx_freed_ && !rx_waking_)
+        return wake_budget_waiters();
     return true;
 }
 
@@ -329,6 +338,7 @@ void Link::discard_rx(ChannelImpl& ch)
     ch.reader_ = MessageReader(ch.reader_.max_message());
     ch.inbox_.clear();
     ch.inbox_bytes_ = 0;
+    forget_budget(ch);
 }
 
 void Link::pass_fin(ChannelImpl& ch)

@@ -108,7 +108,17 @@ bool Link::write_message(ChannelImpl& ch)
         const std::size_t remaining = op.data.size() - op.done;
         const std::size_t at = tx.write_offset();
         const std::size_t to_end = tx_ring_ - at;
-        const std::size_t need = remaining == 0 ? kRecordHeaderSize : kRecordHeaderSize + 8;
+        const std::size_t room = std::min(tx.free_space(), to_end);
+        // The first piece of a message longer than one record can take here carries the
+        // message's total length before its data (docs/protocol.md section 5), and needs
+        // room for it and 8 bytes of data.
+        const std::size_t fits =
+            room < kRecordHeaderSize
+                ? 0
+                : std::min((room - kRecordHeaderSize) & ~std::size_t{7}, pipeline_piece());
+        const bool several = !op.started && remaining > fits;
+        const std::size_t total = several ? kRecordTotalSize : 0;
+        const std::size_t need = remaining == 0 ? kRecordHeaderSize : kRecordHeaderSize + total + 8;
         if (to_end < need) {
             // Too little room before the ring's end: pad to it, go on at offset 0.
             if (tx.free_space() < to_end)
@@ -120,30 +130,31 @@ bool Link::write_message(ChannelImpl& ch)
             ch.prod_dirty_ = true;
             continue;
         }
-        const std::size_t room = std::min(tx.free_space(), to_end);
         if (room < need)
             return false;
         // Pieces of at most a quarter ring, each published as it is written once a quarter
         // is pending: the reader copies one out while the next goes in.
         const std::size_t piece =
-            std::min({remaining, (room - kRecordHeaderSize) & ~std::size_t{7}, pipeline_piece()});
+            std::min({remaining, ((room - kRecordHeaderSize) & ~std::size_t{7}) - total,
+                      pipeline_piece() - total});
         RecordHeader h;
-        h.length = static_cast<uint32_t>(piece);
+        h.length = static_cast<uint32_t>(total + piece);
         h.flags = static_cast<uint8_t>((op.started ? 0 : kRecordFirst) |
                                        (piece == remaining ? kRecordLast : 0));
-        if (piece <= kSmallPiece) {
+        const std::size_t head = kRecordHeaderSize + total;  // header, and the total if any
+        std::array<std::byte, kRecordHeaderSize + kSmallPiece> record;
+        h.encode(std::span(record).first<kRecordHeaderSize>());
+        if (several)
+            store_be64(record, kRecordHeaderSize, op.data.size());
+        if (total + piece <= kSmallPiece) {
             // Header and payload in one store: small messages cost one store, not two.
-            std::array<std::byte, kRecordHeaderSize + kSmallPiece> record;
-            h.encode(std::span(record).first<kRecordHeaderSize>());
             if (piece > 0)
-                std::memcpy(record.data() + kRecordHeaderSize, op.data.data() + op.done, piece);
-            if (!store_peer(base + at, std::span(record).first(kRecordHeaderSize + piece), false))
+                std::memcpy(record.data() + head, op.data.data() + op.done, piece);
+            if (!store_peer(base + at, std::span(record).first(head + piece), false))
                 return false;
         } else {
-            std::array<std::byte, kRecordHeaderSize> raw;
-            h.encode(raw);
-            if (!store_peer(base + at, raw, false) ||
-                !store_peer(base + at + kRecordHeaderSize, op.data.subspan(op.done, piece), false))
+            if (!store_peer(base + at, std::span(record).first(head), false) ||
+                !store_peer(base + at + head, op.data.subspan(op.done, piece), false))
                 return false;
         }
         tx.produce(h.footprint());

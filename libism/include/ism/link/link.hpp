@@ -66,6 +66,16 @@ struct LinkOptions {
     // Sends a channel holds at most (written or not, not yet confirmed); more are
     // refused with errc::send_queue_full.
     std::size_t send_queue = 1024;
+    // Receive budget: bytes the link holds outside its rings, over all its channels, in
+    // messages being assembled for async_receive(handler) and messages read out ahead,
+    // waiting for the application (docs/protocol.md section 9). A message that does not
+    // fit stays in its ring, holding its channel's credit: the peer's sender waits, nothing
+    // is lost. Receives into the caller's buffer copy straight from the ring and cost none
+    // of it. A message larger than the budget reaches async_receive(handler) only while the
+    // link holds nothing else. The default, 4 MiB, is four times the largest DMB (every
+    // ring's worth of small messages read ahead, several times over) and a 64th of the
+    // 32 × 16 MiB the link could hold without it.
+    std::size_t rx_budget = std::size_t{4} << 20;
 
     /// Checks ranges and that every ring gets at least kMinRingSize bytes.
     [[nodiscard]] Result<void> validate() const;
@@ -139,6 +149,11 @@ public:
     [[nodiscard]] uint8_t version() const noexcept { return version_; }
     /// Handshakes completed so far (1 after the first, +1 per recovery).
     [[nodiscard]] uint64_t ups() const noexcept { return ups_; }
+    /// Bytes charged to the receive budget now (LinkOptions::rx_budget): messages being
+    /// assembled and messages read out, not yet handed to the application.
+    [[nodiscard]] std::size_t rx_held() const noexcept { return rx_held_; }
+    /// The most rx_held() has been since the link was made.
+    [[nodiscard]] std::size_t rx_held_peak() const noexcept { return rx_held_peak_; }
 
     /// Handlers must not throw. One that does is caught (it cannot reach poll(), tick()
     /// or a destructor, and the handlers after it still run) and kept here: the number
@@ -196,6 +211,14 @@ private:
     void end_of_stream(Op& op);
     template <class Op>
     void hand_over(ChannelImpl& ch, Op& op, std::vector<std::byte>&& message);
+    // The receive budget (rx_budget.cpp).
+    bool admit(ChannelImpl& ch, std::size_t total, bool whole);
+    void charge(ChannelImpl& ch, std::size_t n) noexcept;
+    void uncharge(ChannelImpl& ch, std::size_t n) noexcept;
+    [[nodiscard]] std::size_t evictable(const ChannelImpl& keep) const;
+    void evict(const ChannelImpl& keep, std::size_t need);
+    bool wake_budget_waiters();
+    void forget_budget(ChannelImpl& ch) noexcept;
     bool service_tx(ChannelImpl& ch);
     bool write_message(ChannelImpl& ch);
     bool write_stream(ChannelImpl& ch);
@@ -257,6 +280,15 @@ private:
     uint32_t peer_keepalive_ms_ = 0;
     std::chrono::milliseconds dead_after_{};  // ours, or three of the peer's intervals
     Clock::time_point next_keepalive_{};
+
+    // The receive budget: bytes charged over all channels, the most ever, and the one
+    // channel whose receiver waits for room (it is kept free of other admissions).
+    std::size_t rx_held_ = 0;
+    std::size_t rx_held_peak_ = 0;
+    std::optional<uint32_t> rx_waiter_;
+    std::size_t rx_waiter_needs_ = 0;
+    bool rx_freed_ = false;   // a charge went back: channels waiting for room may go on
+    bool rx_waking_ = false;  // wake_budget_waiters() runs
 
     bool stopped_ = false;  // shutdown(): nothing more happens
     uint64_t handler_exceptions_ = 0;

@@ -54,6 +54,11 @@ public:
     /// the writer. Clamped to what was read; never moves back.
     void release(uint64_t cursor) noexcept;
     void release_all() noexcept { released_ = consumed_; }
+    /// Bytes up to here were released: the writer may store over them.
+    [[nodiscard]] uint64_t released() const noexcept { return released_; }
+    /// Reads again from `cursor`: bytes read but not released are still in the ring, as
+    /// the writer stored them. Clamped to [released(), cursor()].
+    void rewind(uint64_t cursor) noexcept;
 
     /// True when the consumer cursor should be returned to the writer: a quarter of the
     /// ring was released since the last return, or everything published was released

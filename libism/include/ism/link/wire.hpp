@@ -56,6 +56,9 @@ inline constexpr std::size_t kFinMarkSize = 8;
 inline constexpr std::size_t kRecordHeaderSize = 8;
 inline constexpr uint8_t kRecordFirst = 0x01;
 inline constexpr uint8_t kRecordLast = 0x02;
+// The first piece of a message of several (FIRST without LAST) begins its payload with
+// the message's total length, u64 big-endian, counted in the record's length (version 3).
+inline constexpr std::size_t kRecordTotalSize = 8;
 
 /// Why a link was reset (carried in RESET events and reported to the link's owner).
 enum class ResetReason : uint16_t {

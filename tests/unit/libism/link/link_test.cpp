@@ -32,7 +32,7 @@ TEST_F(LinkInMemory, BothSidesStartingAtOnceComeUp)
 {
     make();
     start_both();
-    EXPECT_EQ(a_->link.version(), kProtocolVersion);
+    EXPECT_EQ(a_->link.version(), 3);
     EXPECT_EQ(a_->link.ups(), 1U);
     EXPECT_TRUE(a_->saw(LinkEvent::Kind::up));
     EXPECT_TRUE(b_->saw(LinkEvent::Kind::up));
