@@ -313,10 +313,15 @@ bool Endpoint::poll_all(Clock::time_point now)
     }
     if (found)
         ++stats_.busy_passes;
+    handed_ = false;
     for (std::size_t i = 0; i < moved_.size() && i < entries_.size(); ++i) {
         // A link that is not up reads its control block, which the cursors do not show.
-        if (moved_[i] != 0 || !entries_[i].link->up())
-            entries_[i].link->poll(now);
+        if (moved_[i] != 0 || !entries_[i].link->up()) {
+            Link& link = *entries_[i].link;
+            const uint64_t handlers = link.handlers_run();
+            link.poll(now);
+            handed_ = handed_ || link.handlers_run() != handlers;
+        }
     }
     return moved || found;
 }
@@ -355,9 +360,11 @@ void Endpoint::spin()
             arm_interrupt();
             return;
         }
-        // After work, let the io_context run what the links' handlers posted (an
-        // application's next request, a coroutine resuming) before polling on.
-        if (busy || now - start >= kSpinSlice)
+        // After a pass that ran the application's handlers, let the io_context run what
+        // they posted (an application's next request, a coroutine resuming) before
+        // polling on. A pass that only moved data (a piece in, credit back) gave the
+        // application nothing: polling on saves the re-post and its epoll_wait.
+        if (handed_ || now - start >= kSpinSlice)
             break;
     }
     boost::asio::post(io_, [this, alive = std::weak_ptr<bool>(alive_)] {

@@ -138,6 +138,9 @@ public:
     [[nodiscard]] uint8_t version() const noexcept { return version_; }
     /// Handshakes completed so far (1 after the first, +1 per recovery).
     [[nodiscard]] uint64_t ups() const noexcept { return ups_; }
+    /// Handlers run so far. A poll() that ran none gave the application nothing: its
+    /// owner may poll on without first running the rest of its event loop.
+    [[nodiscard]] uint64_t handlers_run() const noexcept { return handlers_run_; }
 
     /// Handlers must not throw. One that does is caught (it cannot reach poll(), tick()
     /// or a destructor, and the handlers after it still run) and kept here: the number
@@ -254,6 +257,8 @@ private:
     Clock::time_point now_{};  // the time of the entry point running (or the last one)
     int depth_ = 0;
     std::vector<std::function<void()>> deferred_;
+    std::vector<std::function<void()>> running_;  // the batch settle() runs (kept for its capacity)
+    uint64_t handlers_run_ = 0;
 };
 
 }  // namespace ism::link
