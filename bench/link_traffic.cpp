@@ -264,7 +264,7 @@ Receiver::Receiver(Session& s)
 {
     for (uint32_t c = 0; c < s_.data_channels(); ++c) {
         for (auto& b : buffers_[c])
-            b.reset(new std::byte[link::kMaxMessageSize]);  // NOLINT: uninitialised on purpose
+            b = std::make_unique_for_overwrite<std::byte[]>(link::kMaxMessageSize);
         receive(c);
     }
 }
