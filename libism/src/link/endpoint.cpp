@@ -21,6 +21,11 @@ constexpr auto kEventPeriod = std::chrono::milliseconds(1);
 // A polling loop that finds nothing for this long gives up the CPU once (sched_yield),
 // so that a process it shares the core with (its peer, on a busy machine) runs.
 constexpr auto kYieldAfter = std::chrono::microseconds(5);
+// A yield that took this long let another task run: the core is shared, most likely with
+// the peer (a busy machine, or the scheduler placing both on one CPU), which answers only
+// once we yield. Until a yield returns at once again, the loop yields after kYieldShared.
+constexpr auto kSharedCoreYield = std::chrono::microseconds(2);
+constexpr auto kYieldShared = std::chrono::microseconds(1);
 // Timers are re-armed at least this often, so that a deadline that moved closer (a new
 // epoch's first OFFER retry) is not missed for long.
 constexpr auto kTimerCap = std::chrono::milliseconds(250);
@@ -340,9 +345,10 @@ void Endpoint::spin()
         const bool busy = poll_all(now);
         if (busy)
             last_activity_ = now;
-        else if (now - std::max(last_activity_, yielded) >= kYieldAfter) {
+        else if (now - std::max(last_activity_, yielded) >= yield_after_) {
             ::sched_yield();
             yielded = Clock::now();
+            yield_after_ = yielded - now >= kSharedCoreYield ? kYieldShared : kYieldAfter;
         }
         now = Clock::now();
         if (now >= next_events_) {
