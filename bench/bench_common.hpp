@@ -269,6 +269,14 @@ inline double cpu_seconds_self()
            static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
 }
 
+/// Context switches of this process so far, voluntary and not.
+inline uint64_t context_switches_self()
+{
+    rusage u{};
+    ::getrusage(RUSAGE_SELF, &u);
+    return static_cast<uint64_t>(u.ru_nvcsw) + static_cast<uint64_t>(u.ru_nivcsw);
+}
+
 /// The median of `v` (0 when empty). Reorders `v`.
 inline double median(std::vector<double> v)
 {

@@ -290,6 +290,12 @@ struct LatencyPoint {
     Percentiles floor;  // likewise
     double ratio = 0;   // median of p50 / mean(floor p50 before, after)
     bool disturbed = false;
+    // Summed over the repetitions (warm-ups included): round trips, and what the two
+    // Endpoints and schedulers did meanwhile.
+    uint64_t round_trips = 0;
+    uint64_t sleeps[2] = {0, 0};  // ours, the peer's
+    uint64_t interrupts[2] = {0, 0};
+    uint64_t switches[2] = {0, 0};
 };
 
 std::optional<LatencyPoint> latency_point(Pair& p, const LinkBenchOptions& o)
@@ -303,9 +309,17 @@ std::optional<LatencyPoint> latency_point(Pair& p, const LinkBenchOptions& o)
     LatencyPoint lp;
     double floor_before = percentiles(*before, 2.0).p50_us;
     for (int r = 0; r < o.repetitions; ++r) {
-        auto rounds = measure_ping_pong(p.session(), p.control(), per);
-        if (!rounds)
+        auto pp = measure_ping_pong(p.session(), p.control(), per);
+        if (!pp)
             return std::nullopt;
+        auto* rounds = &pp->rounds;
+        lp.round_trips += static_cast<uint64_t>(kLatencyWarmup) + rounds->size();
+        lp.sleeps[0] += pp->ours.sleeps;
+        lp.sleeps[1] += pp->peer.sleeps;
+        lp.interrupts[0] += pp->ours.interrupts;
+        lp.interrupts[1] += pp->peer.interrupts;
+        lp.switches[0] += pp->our_switches;
+        lp.switches[1] += pp->peer.switches;
         auto after = p.latency_floor(per);
         if (!after)
             return std::nullopt;
@@ -354,7 +368,8 @@ bool run_mode(const char* self, const LinkBenchOptions& o, const std::string& fa
                     : "");
     if (o.throughput) {
         std::printf(
-            "Throughput: bytes the peer received through async_receive and verified; %d x %.2g s "
+            "Throughput: bytes the peer received (async_receive into its buffer) and verified; %d "
+            "x %.2g s "
             "per point, yardsticks before and after each (ratios: medians)\n",
             o.repetitions, o.seconds / o.repetitions);
         std::printf("%3s %8s %6s %10s %9s | %9s %6s | %9s %6s | %9s %6s\n", "ch", "size", "window",
@@ -391,6 +406,16 @@ bool run_mode(const char* self, const LinkBenchOptions& o, const std::string& fa
             kLatencySize, o.iterations, l.link.p50_us, l.link.p99_us,
             mode == PollMode::interrupt ? "eventfd" : "spin", l.floor.p50_us, l.floor.p99_us,
             l.ratio, mark(l.disturbed));
+        std::printf(
+            "  over its %llu round trips, this process / the peer: %llu / %llu sleeps, %llu / "
+            "%llu interrupts, %llu / %llu context switches\n",
+            static_cast<unsigned long long>(l.round_trips),
+            static_cast<unsigned long long>(l.sleeps[0]),
+            static_cast<unsigned long long>(l.sleeps[1]),
+            static_cast<unsigned long long>(l.interrupts[0]),
+            static_cast<unsigned long long>(l.interrupts[1]),
+            static_cast<unsigned long long>(l.switches[0]),
+            static_cast<unsigned long long>(l.switches[1]));
     }
     if (o.idle_seconds > 0) {
         out.idle = p.idle_cpu(o.idle_seconds, out.idle_stats);

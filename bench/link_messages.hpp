@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <span>
 #include <vector>
 
 namespace ism::bench {
@@ -33,6 +34,10 @@ struct Control {
     uint64_t messages = 0;  // report: messages verified
     uint64_t bytes = 0;     // report: their bytes
     uint64_t bad = 0;       // report: messages that failed a check
+    // report after a ping-pong: what the peer's Endpoint and scheduler did meanwhile
+    uint64_t sleeps = 0;      // poll windows that ended (the interrupt re-armed)
+    uint64_t interrupts = 0;  // interrupt wake-ups
+    uint64_t switches = 0;    // context switches, voluntary and not
 };
 
 inline uint64_t tag(uint64_t phase, uint32_t channel, uint64_t seq)
@@ -64,7 +69,7 @@ inline void stamp(std::vector<std::byte>& b, uint64_t t)
     std::memcpy(b.data() + b.size() - 8, &end, 8);
 }
 
-inline bool check(const std::vector<std::byte>& m, std::size_t size, uint64_t t, uint64_t seq)
+inline bool check(std::span<const std::byte> m, std::size_t size, uint64_t t, uint64_t seq)
 {
     if (m.size() != size)
         return false;

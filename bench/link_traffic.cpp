@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "link_traffic.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 #include <memory>
@@ -193,13 +194,13 @@ std::optional<ThroughputResult> measure_throughput(Session& s, ControlChannel& c
 
 // ---- latency ----
 
-std::optional<std::vector<uint64_t>> measure_ping_pong(Session& s, ControlChannel& control,
-                                                       int iterations)
+std::optional<PingPongResult> measure_ping_pong(Session& s, ControlChannel& control, int iterations)
 {
     if (!control.ask({.cmd = Cmd::latency}, Cmd::ready))
         return std::nullopt;
     struct State {
         std::vector<std::byte> ping = std::vector<std::byte>(kLatencySize);
+        std::array<std::byte, kLatencySize> pong{};
         bool sent = false;
         bool got = false;
         bool good = true;
@@ -208,8 +209,10 @@ std::optional<std::vector<uint64_t>> measure_ping_pong(Session& s, ControlChanne
     auto st = std::make_shared<State>();
     s.keep(st);
     fill(st->ping);
-    std::vector<uint64_t> rounds;
-    rounds.reserve(static_cast<std::size_t>(iterations));
+    PingPongResult out;
+    out.rounds.reserve(static_cast<std::size_t>(iterations));
+    const link::EndpointStats before = s.endpoint().stats();
+    const uint64_t switches = context_switches_self();
     Channel& ch = s.link().open_channel(0, ChannelMode::message);
     for (int i = 0; i < kLatencyWarmup + iterations; ++i) {
         State& x = *st;
@@ -217,10 +220,11 @@ std::optional<std::vector<uint64_t>> measure_ping_pong(Session& s, ControlChanne
         const auto seq = static_cast<uint64_t>(i) + 1;
         const uint64_t t0 = now_ns();
         stamp(x.ping, tag(1, 0, seq));
-        ch.async_receive([p = st, seq](std::error_code ec, const std::vector<std::byte>& m) {
+        ch.async_receive(x.pong, [p = st, seq](std::error_code ec, std::size_t n) {
             p->t1 = now_ns();
             p->got = true;
-            p->good = !ec && check(m, kLatencySize, tag(1, 0, seq), seq);
+            p->good = !ec && check(std::span(p->pong).first(std::min(n, kLatencySize)),
+                                   kLatencySize, tag(1, 0, seq), seq);
         });
         ch.async_send(x.ping, [p = st](std::error_code ec) {
             p->sent = true;
@@ -233,23 +237,36 @@ std::optional<std::vector<uint64_t>> measure_ping_pong(Session& s, ControlChanne
             return std::nullopt;
         }
         if (i >= kLatencyWarmup)
-            rounds.push_back(x.t1 - t0);
+            out.rounds.push_back(x.t1 - t0);
     }
+    out.our_switches = context_switches_self() - switches;
+    const auto& after = s.endpoint().stats();
+    out.ours = {after.interrupts - before.interrupts,   after.poll_windows - before.poll_windows,
+                after.sleeps - before.sleeps,           after.poll_passes - before.poll_passes,
+                after.busy_passes - before.busy_passes, after.timer_runs - before.timer_runs};
     auto report = control.ask({.cmd = Cmd::stop}, Cmd::report);
     if (!report || report->messages !=
                        static_cast<uint64_t>(kLatencyWarmup) + static_cast<uint64_t>(iterations)) {
         s.fail("peer echoed a different number of pings");
         return std::nullopt;
     }
-    return rounds;
+    out.peer = *report;
+    return out;
 }
 
 // ---- the peer's receiver ----
 
-Receiver::Receiver(Session& s) : s_(s), expected_(s.data_channels(), 1)
+Receiver::Receiver(Session& s)
+    : s_(s),
+      buffers_(s.data_channels()),
+      current_(s.data_channels(), 0),
+      expected_(s.data_channels(), 1)
 {
-    for (uint32_t c = 0; c < s_.data_channels(); ++c)
+    for (uint32_t c = 0; c < s_.data_channels(); ++c) {
+        for (auto& b : buffers_[c])
+            b = std::make_unique_for_overwrite<std::byte[]>(link::kMaxMessageSize);
         receive(c);
+    }
 }
 
 bool Receiver::handle(const Control& c, ControlChannel& control)
@@ -265,13 +282,23 @@ bool Receiver::handle(const Control& c, ControlChannel& control)
         case Cmd::latency:
             echo_ = true;
             messages_ = bytes_ = bad_ = 0;
+            echo_start_ = s_.endpoint().stats();
+            echo_switches_ = context_switches_self();
             control.send({.cmd = Cmd::ready});
             return true;
-        case Cmd::stop:
-            control.send({.cmd = Cmd::report, .messages = messages_, .bytes = bytes_, .bad = bad_});
+        case Cmd::stop: {
+            Control r{.cmd = Cmd::report, .messages = messages_, .bytes = bytes_, .bad = bad_};
+            if (echo_) {
+                const auto& now = s_.endpoint().stats();
+                r.sleeps = now.sleeps - echo_start_.sleeps;
+                r.interrupts = now.interrupts - echo_start_.interrupts;
+                r.switches = context_switches_self() - echo_switches_;
+            }
+            control.send(r);
             phase_ = 0;
             echo_ = false;
             return true;
+        }
         default:
             return false;
     }
@@ -279,30 +306,33 @@ bool Receiver::handle(const Control& c, ControlChannel& control)
 
 void Receiver::receive(uint32_t c)
 {
+    std::byte* buffer = buffers_[c][current_[c]].get();
     s_.link()
         .open_channel(c, ChannelMode::message)
-        .async_receive([this, c](std::error_code ec, std::vector<std::byte> m) {
-            if (ec) {
-                s_.fail("receive", ec);
-                return;
-            }
-            on_message(c, std::move(m));
-            receive(c);
-        });
+        .async_receive(std::span(buffer, link::kMaxMessageSize),
+                       [this, c, buffer](std::error_code ec, std::size_t n) {
+                           if (ec) {
+                               s_.fail("receive", ec);
+                               return;
+                           }
+                           on_message(c, std::span(buffer, n));
+                           receive(c);
+                       });
 }
 
-void Receiver::on_message(uint32_t c, std::vector<std::byte>&& m)
+void Receiver::on_message(uint32_t c, std::span<std::byte> m)
 {
     if (echo_ && c == 0) {
         ++messages_;
         bytes_ += m.size();
-        auto pong = std::make_shared<std::vector<std::byte>>(std::move(m));
-        s_.link()
-            .open_channel(0, ChannelMode::message)
-            .async_send(*pong, [this, pong](std::error_code ec) {
-                if (ec)
-                    s_.fail("send echo", ec);
-            });
+        // The echo goes out of this buffer; the next ping comes into the other one. The
+        // echo is consumed before the ping after next can be sent, so this buffer is free
+        // again by the time it receives.
+        current_[c] ^= 1;
+        s_.link().open_channel(0, ChannelMode::message).async_send(m, [this](std::error_code ec) {
+            if (ec)
+                s_.fail("send echo", ec);
+        });
         return;
     }
     const uint64_t seq = expected_[c]++;

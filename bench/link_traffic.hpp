@@ -3,10 +3,13 @@
 // control channel, the throughput flows, the peer's receiver and echo, the ping-pong.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <optional>
+#include <span>
 #include <vector>
 
 #include "link_messages.hpp"
@@ -54,11 +57,22 @@ std::optional<ThroughputResult> measure_throughput(Session& s, ControlChannel& c
                                                    std::size_t window, double seconds,
                                                    uint64_t phase);
 
-/// 64-byte ping-pong on channel 0: `iterations` round trips (after a warm-up), in ns.
-std::optional<std::vector<uint64_t>> measure_ping_pong(Session& s, ControlChannel& control,
-                                                       int iterations);
+struct PingPongResult {
+    std::vector<uint64_t> rounds;  // ns each
+    // What the two processes did meanwhile, warm-up included: a ping-pong that keeps
+    // both ends polling has no sleeps, no interrupts and next to no context switches.
+    link::EndpointStats ours;
+    uint64_t our_switches = 0;
+    Control peer;  // its report: sleeps, interrupts, switches
+};
 
-/// The peer's side of the data channels: verifies what arrives, echoes on request.
+/// 64-byte ping-pong on channel 0: `iterations` round trips (after a warm-up).
+std::optional<PingPongResult> measure_ping_pong(Session& s, ControlChannel& control,
+                                                int iterations);
+
+/// The peer's side of the data channels: verifies what arrives, echoes on request. It
+/// receives as applications do, into its own buffers (of the largest message), copied
+/// once out of the ring.
 class Receiver {
 public:
     explicit Receiver(Session& s);
@@ -67,9 +81,15 @@ public:
 
 private:
     void receive(uint32_t c);
-    void on_message(uint32_t c, std::vector<std::byte>&& m);
+    void on_message(uint32_t c, std::span<std::byte> m);
 
     Session& s_;
+    // Per channel, two receive buffers: an echo goes out of one while the next ping
+    // arrives in the other. Allocated, not zeroed: only the bytes received are touched.
+    std::vector<std::array<std::unique_ptr<std::byte[]>, 2>> buffers_;
+    std::vector<uint8_t> current_;  // which of a channel's buffers receives next
+    link::EndpointStats echo_start_;
+    uint64_t echo_switches_ = 0;
     uint64_t phase_ = 0;
     std::size_t size_ = 0;
     bool echo_ = false;

@@ -21,6 +21,11 @@ constexpr auto kEventPeriod = std::chrono::milliseconds(1);
 // A polling loop that finds nothing for this long gives up the CPU once (sched_yield),
 // so that a process it shares the core with (its peer, on a busy machine) runs.
 constexpr auto kYieldAfter = std::chrono::microseconds(5);
+// A yield that took this long let another task run: the core is shared, most likely with
+// the peer (a busy machine, or the scheduler placing both on one CPU), which answers only
+// once we yield. Until a yield returns at once again, the loop yields after kYieldShared.
+constexpr auto kSharedCoreYield = std::chrono::microseconds(2);
+constexpr auto kYieldShared = std::chrono::microseconds(1);
 // Timers are re-armed at least this often, so that a deadline that moved closer (a new
 // epoch's first OFFER retry) is not missed for long.
 constexpr auto kTimerCap = std::chrono::milliseconds(250);
@@ -313,10 +318,15 @@ bool Endpoint::poll_all(Clock::time_point now)
     }
     if (found)
         ++stats_.busy_passes;
+    handed_ = false;
     for (std::size_t i = 0; i < moved_.size() && i < entries_.size(); ++i) {
         // A link that is not up reads its control block, which the cursors do not show.
-        if (moved_[i] != 0 || !entries_[i].link->up())
-            entries_[i].link->poll(now);
+        if (moved_[i] != 0 || !entries_[i].link->up()) {
+            Link& link = *entries_[i].link;
+            const uint64_t handlers = link.handlers_run();
+            link.poll(now);
+            handed_ = handed_ || link.handlers_run() != handlers;
+        }
     }
     return moved || found;
 }
@@ -335,9 +345,10 @@ void Endpoint::spin()
         const bool busy = poll_all(now);
         if (busy)
             last_activity_ = now;
-        else if (now - std::max(last_activity_, yielded) >= kYieldAfter) {
+        else if (now - std::max(last_activity_, yielded) >= yield_after_) {
             ::sched_yield();
             yielded = Clock::now();
+            yield_after_ = yielded - now >= kSharedCoreYield ? kYieldShared : kYieldAfter;
         }
         now = Clock::now();
         if (now >= next_events_) {
@@ -355,9 +366,11 @@ void Endpoint::spin()
             arm_interrupt();
             return;
         }
-        // After work, let the io_context run what the links' handlers posted (an
-        // application's next request, a coroutine resuming) before polling on.
-        if (busy || now - start >= kSpinSlice)
+        // After a pass that ran the application's handlers, let the io_context run what
+        // they posted (an application's next request, a coroutine resuming) before
+        // polling on. A pass that only moved data (a piece in, credit back) gave the
+        // application nothing: polling on saves the re-post and its epoll_wait.
+        if (handed_ || now - start >= kSpinSlice)
             break;
     }
     boost::asio::post(io_, [this, alive = std::weak_ptr<bool>(alive_)] {

@@ -39,9 +39,12 @@ void Link::settle()
     // Handlers first: a consumer cursor goes out only after the messages it releases
     // were handed over, and sends issued by handlers share the batch's one signal.
     for (;;) {
-        auto batch = std::move(deferred_);
-        deferred_.clear();
-        for (auto& fn : batch) {
+        // Swapped, not moved: both vectors keep their capacity, so deferring a handler
+        // allocates nothing once the link has run a while. settle() does not nest (a
+        // handler's calls into the link run at depth 2).
+        running_.swap(deferred_);
+        handlers_run_ += running_.size();
+        for (auto& fn : running_) {
             // The rule is that handlers do not throw; one that does must not unwind
             // through the link (a Settle runs in destructors) nor skip the others.
             try {
@@ -52,6 +55,7 @@ void Link::settle()
                     handler_exception_ = std::current_exception();
             }
         }
+        running_.clear();
         // A handler that re-armed may have been handed the next message, whose own
         // handler is now deferred: publish the cursor only once every handover ran.
         if (!deferred_.empty())

@@ -70,13 +70,17 @@ inline void store_be64(std::span<std::byte> b, std::size_t off, uint64_t v)
 template <class T>
 constexpr T be_repr(T v) noexcept
 {
-    if constexpr (std::endian::native == std::endian::big) {
+    // The byte swap is the hot store path's main cost when written as a loop of shifts
+    // (the compiler does not turn the loop into one instruction): one bswap instead.
+    if constexpr (std::endian::native == std::endian::big || sizeof(T) == 1) {
         return v;
+    } else if constexpr (sizeof(T) == 2) {
+        return static_cast<T>(__builtin_bswap16(v));
+    } else if constexpr (sizeof(T) == 4) {
+        return static_cast<T>(__builtin_bswap32(v));
     } else {
-        T r = 0;
-        for (std::size_t i = 0; i < sizeof(T); ++i)
-            r = static_cast<T>((r << 8) | ((v >> (8 * i)) & 0xFF));
-        return r;
+        static_assert(sizeof(T) == 8);
+        return static_cast<T>(__builtin_bswap64(v));
     }
 }
 

@@ -118,6 +118,8 @@ private:
     bool spinning_ = false;     // a polling loop is posted or running
     bool waiting_irq_ = false;  // an async_wait on the interrupt fd is pending
     bool stored_ = false;       // we made a signalled store since the loop last looked
+    bool handed_ = false;       // poll_all's last pass ran a link's handlers
+    Clock::duration yield_after_ = std::chrono::microseconds(5);  // idle time before a yield
     Clock::time_point last_activity_{};
     Clock::time_point next_events_{};
     EndpointStats stats_;

@@ -154,6 +154,9 @@ public:
     [[nodiscard]] std::size_t rx_held() const noexcept { return rx_held_; }
     /// The most rx_held() has been since the link was made.
     [[nodiscard]] std::size_t rx_held_peak() const noexcept { return rx_held_peak_; }
+    /// Handlers run so far. A poll() that ran none gave the application nothing: its
+    /// owner may poll on without first running the rest of its event loop.
+    [[nodiscard]] uint64_t handlers_run() const noexcept { return handlers_run_; }
 
     /// Handlers must not throw. One that does is caught (it cannot reach poll(), tick()
     /// or a destructor, and the handlers after it still run) and kept here: the number
@@ -296,6 +299,8 @@ private:
     Clock::time_point now_{};  // the time of the entry point running (or the last one)
     int depth_ = 0;
     std::vector<std::function<void()>> deferred_;
+    std::vector<std::function<void()>> running_;  // the batch settle() runs (kept for its capacity)
+    uint64_t handlers_run_ = 0;
 };
 
 }  // namespace ism::link
