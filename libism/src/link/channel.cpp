@@ -16,6 +16,14 @@ using namespace detail;
 // ---------------------------------------------------------------------------------------
 // Channel
 
+void ChannelImpl::fail_send(SendOp& op, std::error_code why)
+{
+    ++stats_.sends_failed;
+    stats_.bytes_failed += op.data.size();
+    if (op.handler)
+        link_->defer([h = std::move(op.handler), why] { h(why); });
+}
+
 void ChannelImpl::reset_rings() noexcept
 {
     tx_.reset();

@@ -125,14 +125,8 @@ bool Link::take_peer_fin(ChannelImpl& ch, uint64_t word)
 
 void Link::end_tx_session(ChannelImpl& ch, std::error_code why)
 {
-    auto fail_send = [&](ChannelImpl::SendOp& op) {
-        ++ch.stats_.sends_failed;
-        ch.stats_.bytes_failed += op.data.size();
-        if (op.handler)
-            defer([h = std::move(op.handler), why] { h(why); });
-    };
     for (auto& op : ch.unconfirmed_)
-        fail_send(op);
+        ch.fail_send(op, why);
     ch.unconfirmed_.clear();
     // A send begun is written to its end (a record stream is never cut), unreported;
     // marks already queued stay.
@@ -142,7 +136,7 @@ void Link::end_tx_session(ChannelImpl& ch, std::error_code why)
             keep.push_back(std::move(op));
             continue;
         }
-        fail_send(op);
+        ch.fail_send(op, why);
         if (op.started || op.done != 0)
             keep.push_back(std::move(op));
     }

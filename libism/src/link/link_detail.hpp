@@ -86,6 +86,8 @@ public:
 
     void reset_rings() noexcept;
     OpId send(std::span<const std::byte> data, SendHandler done, bool when_written);
+    // Completes `op` with `why` (it may or may not have arrived) and counts it failed.
+    void fail_send(SendOp& op, std::error_code why);
     /// Queues an end-of-stream mark after every send queued before it.
     void queue_fin(bool close);
 

@@ -94,8 +94,8 @@ auto evictable_from(ChannelImpl& d)
     if (!d.rx_ || d.reader_.in_message())
         return d.inbox_.end();
     const uint64_t released = d.rx_->released();
-    const auto last_eof = std::find_if(d.inbox_.rbegin(), d.inbox_.rend(),
-                                       [](const auto& m) { return m.eof; });
+    const auto last_eof =
+        std::find_if(d.inbox_.rbegin(), d.inbox_.rend(), [](const auto& m) { return m.eof; });
     return std::find_if(last_eof.base(), d.inbox_.end(),
                         [&](const auto& m) { return m.begin >= released; });
 }

@@ -291,16 +291,10 @@ void Link::harvest_confirmations()
 
 void Link::fail_waiters(ChannelImpl& ch, std::error_code why)
 {
-    auto fail_send = [&](ChannelImpl::SendOp& op) {
-        ++ch.stats_.sends_failed;
-        ch.stats_.bytes_failed += op.data.size();
-        if (op.handler)
-            defer([h = std::move(op.handler), why] { h(why); });
-    };
     for (auto& op : ch.unconfirmed_)
-        fail_send(op);
+        ch.fail_send(op, why);
     for (auto& op : ch.unsent_)
-        fail_send(op);
+        ch.fail_send(op, why);
     ch.unconfirmed_.clear();
     ch.unsent_.clear();
     fail_receivers(ch, why);

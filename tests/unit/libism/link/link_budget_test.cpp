@@ -278,7 +278,6 @@ TEST_F(LinkBudgetInMemory, ABudgetOfNothingIsRefused)
     EXPECT_TRUE(o.validate());
 }
 
-
 TEST_F(LinkBudgetInMemory, ClosingAChannelGivesBackWhatItsReadAheadHeld)
 {
     // Messages read ahead for channel 0 hold room; its application closes the channel
