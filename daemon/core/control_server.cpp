@@ -63,8 +63,9 @@ asio::awaitable<bool> send_line(ControlSocket& socket, const nlohmann::json& mes
     co_return !ec;
 }
 
-ControlServer::ControlServer(asio::any_io_executor executor, std::string path, std::string group)
-    : path_(std::move(path)), state_(std::make_shared<State>(std::move(executor)))
+ControlServer::ControlServer(const asio::any_io_executor& executor, std::string path,
+                             std::string group)
+    : path_(std::move(path)), state_(std::make_shared<State>(executor))
 {
     state_->group = std::move(group);
 }

@@ -57,7 +57,8 @@ using StreamHandler = std::function<boost::asio::awaitable<void>(
 
 class ControlServer {
 public:
-    ControlServer(boost::asio::any_io_executor executor, std::string path, std::string group);
+    ControlServer(const boost::asio::any_io_executor& executor, std::string path,
+                  std::string group);
     ~ControlServer();
     ControlServer(const ControlServer&) = delete;
     ControlServer& operator=(const ControlServer&) = delete;
@@ -74,7 +75,7 @@ public:
 private:
     /// Everything the accept loop and the sessions use: shared with them.
     struct State {
-        explicit State(boost::asio::any_io_executor ex) : executor(ex), acceptor(std::move(ex)) {}
+        explicit State(const boost::asio::any_io_executor& ex) : executor(ex), acceptor(ex) {}
 
         [[nodiscard]] std::string refusal(const Credentials& who, int fd) const;
 

@@ -180,7 +180,7 @@ TEST_F(LinkBudgetInMemory, AMessageLargerThanTheBudgetReachesAVectorReceiverWhen
     std::optional<std::error_code> cancelled;
     // A receive posted and cancelled: the channel reads ahead for vectors from then on.
     const auto id = stalled_rx.async_receive(
-        [&](std::error_code ec, std::vector<std::byte>) { cancelled = ec; });
+        [&](std::error_code ec, const std::vector<std::byte>&) { cancelled = ec; });
     ASSERT_TRUE(stalled_rx.cancel(id));
     std::vector<std::error_code> stalled_sent;
     send_all(stalled_tx, held, stalled_sent);
@@ -236,8 +236,8 @@ TEST_F(LinkBudgetInMemory, TheFirstReceiverWaitingForRoomHasItKeptUntilItIsCance
     ASSERT_TRUE(got[1].empty());
 
     std::optional<std::error_code> cancelled;
-    const auto id =
-        rx[2]->async_receive([&](std::error_code ec, std::vector<std::byte>) { cancelled = ec; });
+    const auto id = rx[2]->async_receive(
+        [&](std::error_code ec, const std::vector<std::byte>&) { cancelled = ec; });
     tx[2]->async_send(wants, [&](std::error_code ec) { sent[2].push_back(ec); });
     keep_receiving(*rx[3], got[3]);
     tx[3]->async_send(fits, [&](std::error_code ec) { sent[3].push_back(ec); });
@@ -288,7 +288,7 @@ TEST_F(LinkBudgetInMemory, ClosingAChannelGivesBackWhatItsReadAheadHeld)
     Channel& tx = a_->link.open_channel(0, ChannelMode::message);
     Channel& rx = b_->link.open_channel(0, ChannelMode::message);
     start_both();
-    const auto id = rx.async_receive([](std::error_code, std::vector<std::byte>) {});
+    const auto id = rx.async_receive([](std::error_code, const std::vector<std::byte>&) {});
     ASSERT_TRUE(rx.cancel(id));  // the channel reads ahead for vectors from then on
     std::vector<std::vector<std::byte>> messages;
     for (unsigned i = 0; i < 8; ++i)

@@ -270,7 +270,7 @@ TEST_F(LinkInMemory, CloseCompletesWhatIsPendingAndThePeersSendsFail)
     Channel& b = b_->link.open_channel(1, ChannelMode::message);
     start_both();
     std::optional<std::error_code> received;
-    a.async_receive([&](std::error_code ec, std::vector<std::byte>) { received = ec; });
+    a.async_receive([&](std::error_code ec, const std::vector<std::byte>&) { received = ec; });
     std::array<std::byte, 64> buf{};
     std::optional<std::error_code> received_into;
     a.async_receive(buf, [&](std::error_code ec, std::size_t) { received_into = ec; });
@@ -289,7 +289,7 @@ TEST_F(LinkInMemory, CloseCompletesWhatIsPendingAndThePeersSendsFail)
     pump();
     EXPECT_TRUE(b_sent.empty());
     std::optional<std::error_code> refused;
-    a.async_receive([&](std::error_code ec, std::vector<std::byte>) { refused = ec; });
+    a.async_receive([&](std::error_code ec, const std::vector<std::byte>&) { refused = ec; });
     pump();
     ASSERT_TRUE(refused.has_value());
     EXPECT_EQ(*refused, errc::bad_argument) << "a closed channel refuses";

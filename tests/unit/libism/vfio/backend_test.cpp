@@ -41,6 +41,7 @@ const BackendCase kIommufd{.backend = Backend::iommufd,
                            .map_op = "iommufd IOAS_MAP",
                            .unmap_op = "iommufd IOAS_UNMAP"};
 
+// NOLINTNEXTLINE(readability-identifier-naming): the name GoogleTest looks for
 void PrintTo(const BackendCase& c, std::ostream* os)
 {
     *os << c.name;
