@@ -10,8 +10,8 @@
 #include <cerrno>
 #include <cstring>
 
-#if defined(__SSE2__)
-#include <emmintrin.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
 #endif
 
 #include "sim/byte_order.hpp"
@@ -44,29 +44,28 @@ StoreAddress decode(uint64_t off)
 
 // Aligned 8-byte words are copied with single 8-byte stores, so a reader polling an
 // aligned 8-byte field (SMC-D's cursors) never sees half of an update. On x86-64 the bulk
-// goes in aligned 16-byte SSE2 stores: those never split an aligned 8-byte word (and are
-// single accesses on every CPU with AVX), and move about three times the bytes of a loop
-// of 8-byte atomic stores, which the compiler may not vectorise.
-void copy_untorn(std::byte* dst, std::span<const std::byte> src)
+// goes in aligned vector stores, 32 bytes where the CPU has AVX2 (chosen once at run
+// time) and 16 otherwise: an aligned vector store never splits an aligned 8-byte word,
+// and moves several times the bytes of a loop of 8-byte atomic stores, which the compiler
+// may not vectorise. (glibc's memcpy gives no such promise: it may copy a word in parts.)
+void put_byte(std::byte* dst, std::span<const std::byte> src, std::size_t at)
 {
-    std::size_t i = 0;
+    std::atomic_ref<uint8_t>(*reinterpret_cast<uint8_t*>(dst + at))
+        .store(std::to_integer<uint8_t>(src[at]), std::memory_order_relaxed);
+}
+
+void put_word(std::byte* dst, std::span<const std::byte> src, std::size_t at)
+{
+    uint64_t w = 0;
+    std::memcpy(&w, src.data() + at, sizeof(w));
+    shared_word<uint64_t>(dst + at).store(w, std::memory_order_relaxed);
+}
+
+#if defined(__x86_64__)
+// From a 16-byte aligned `dst + i`: as many 16-byte stores as fit.
+std::size_t copy_sse2(std::byte* dst, std::span<const std::byte> src, std::size_t i)
+{
     const std::size_t n = src.size();
-    auto put_byte = [&](std::size_t at) {
-        std::atomic_ref<uint8_t>(*reinterpret_cast<uint8_t*>(dst + at))
-            .store(std::to_integer<uint8_t>(src[at]), std::memory_order_relaxed);
-    };
-    auto put_word = [&](std::size_t at) {
-        uint64_t w = 0;
-        std::memcpy(&w, src.data() + at, sizeof(w));
-        shared_word<uint64_t>(dst + at).store(w, std::memory_order_relaxed);
-    };
-    while (i < n && (reinterpret_cast<uintptr_t>(dst + i) % 8) != 0)
-        put_byte(i++);
-#if defined(__SSE2__)
-    if (i + 8 <= n && (reinterpret_cast<uintptr_t>(dst + i) % 16) != 0) {
-        put_word(i);
-        i += 8;
-    }
     for (; i + 64 <= n; i += 64) {
         const auto* s = reinterpret_cast<const __m128i*>(src.data() + i);
         auto* d = reinterpret_cast<__m128i*>(dst + i);
@@ -82,11 +81,58 @@ void copy_untorn(std::byte* dst, std::span<const std::byte> src)
     for (; i + 16 <= n; i += 16)
         _mm_store_si128(reinterpret_cast<__m128i*>(dst + i),
                         _mm_loadu_si128(reinterpret_cast<const __m128i*>(src.data() + i)));
+    return i;
+}
+
+// From a 16-byte aligned `dst + i`: one 16-byte store to reach 32-byte alignment, then
+// 32-byte stores, then what is left in 16.
+__attribute__((target("avx2"))) std::size_t copy_avx2(std::byte* dst,
+                                                      std::span<const std::byte> src, std::size_t i)
+{
+    const std::size_t n = src.size();
+    if (i + 16 <= n && (reinterpret_cast<uintptr_t>(dst + i) % 32) != 0) {
+        _mm_store_si128(reinterpret_cast<__m128i*>(dst + i),
+                        _mm_loadu_si128(reinterpret_cast<const __m128i*>(src.data() + i)));
+        i += 16;
+    }
+    for (; i + 128 <= n; i += 128) {
+        const auto* s = reinterpret_cast<const __m256i*>(src.data() + i);
+        auto* d = reinterpret_cast<__m256i*>(dst + i);
+        const __m256i a = _mm256_loadu_si256(s);
+        const __m256i b = _mm256_loadu_si256(s + 1);
+        const __m256i c = _mm256_loadu_si256(s + 2);
+        const __m256i e = _mm256_loadu_si256(s + 3);
+        _mm256_store_si256(d, a);
+        _mm256_store_si256(d + 1, b);
+        _mm256_store_si256(d + 2, c);
+        _mm256_store_si256(d + 3, e);
+    }
+    for (; i + 32 <= n; i += 32)
+        _mm256_store_si256(reinterpret_cast<__m256i*>(dst + i),
+                           _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src.data() + i)));
+    return copy_sse2(dst, src, i);
+}
+
+const bool kHaveAvx2 = __builtin_cpu_supports("avx2") != 0;
+#endif
+
+void copy_untorn(std::byte* dst, std::span<const std::byte> src)
+{
+    std::size_t i = 0;
+    const std::size_t n = src.size();
+    while (i < n && (reinterpret_cast<uintptr_t>(dst + i) % 8) != 0)
+        put_byte(dst, src, i++);
+#if defined(__x86_64__)
+    if (i + 8 <= n && (reinterpret_cast<uintptr_t>(dst + i) % 16) != 0) {
+        put_word(dst, src, i);
+        i += 8;
+    }
+    i = kHaveAvx2 ? copy_avx2(dst, src, i) : copy_sse2(dst, src, i);
 #endif
     for (; i + 8 <= n; i += 8)
-        put_word(i);
+        put_word(dst, src, i);
     while (i < n)
-        put_byte(i++);
+        put_byte(dst, src, i++);
     std::atomic_thread_fence(std::memory_order_release);
 }
 
