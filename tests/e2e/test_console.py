@@ -179,9 +179,13 @@ class ConsoleServing(IsmdTestCase):
         self.tmux.type(f"echo {marker}A=$(stty -g)")
         before = wait_for(lambda: re.findall(marker + r"A=([0-9a-f]+:\S+)", self.tmux.screen()), 10)[-1]
         for sig, name in (("TERM", "Terminated"), ("HUP", "Hangup")):
+            # The last round's lines must not answer this round's waits: a signal sent
+            # before the client is attached tests nothing (and kills it silently).
+            self.tmux.type("clear")
+            wait_for(lambda: "attached to lpar2" not in self.tmux.screen(), 10, "a cleared screen")
             self.attach()
-            self.tmux.type("echo in-$((1+1))")
-            self.tmux.wait_screen("in-2")
+            self.tmux.type(f"echo in-{sig}-$((1+1))")
+            self.tmux.wait_screen(f"in-{sig}-2")
             __import__("subprocess").run(["pkill", f"-{sig}", "-f", f"ism-console --socket {self.a.socket}"])
             self.tmux.wait_screen(f"detached on {name}")
             self.tmux.type(f"echo {marker}{sig}=$(stty -g)")
